@@ -1,0 +1,28 @@
+"""The ``ddaudit`` command line: thin typer commands over the Python API.
+
+Each sub-module owns one command (or a few related ones) and exposes
+``register(app)``. Humans read stderr (rich); machine output goes to files or
+stdout. Errors the user can fix exit with the codes in :mod:`ddaudit.errors`.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from ddaudit.cli import check, datasets, demo, gate, run, weights
+
+app = typer.Typer(
+    name="ddaudit",
+    help="Audit distilled datasets for group fairness, mitigate unfair distillers, gate CI.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+for _module in (check, gate, demo, run, weights, datasets):
+    _module.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
