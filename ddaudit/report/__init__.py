@@ -1,1 +1,11 @@
-"""(being written)"""
+"""Views of an audit report: a rich table for humans, JSON, Markdown, files.
+
+The report is a plain dict (schema ``ddaudit.report/1``); every function here
+only reads it.
+"""
+
+from ddaudit.report._files import check_writable, json_ready, write_json, write_text
+from ddaudit.report._markdown import to_markdown
+from ddaudit.report._table import render_report
+
+__all__ = ["check_writable", "json_ready", "render_report", "to_markdown", "write_json", "write_text"]

@@ -1,0 +1,51 @@
+"""A Markdown rendering for pull requests, step summaries and papers' appendices."""
+
+from __future__ import annotations
+
+from ddaudit.report._rows import cell_matrix, headline_rows
+
+
+def _table(header: list[str], rows: list[list[str]], align_right_from: int = 1) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |"]
+    lines.append("|" + "|".join("---" if i < align_right_from else "---:" for i in range(len(header))) + "|")
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def to_markdown(report: dict) -> str:
+    syn, real, settings = report.get("synthetic", {}), report.get("real", {}), report.get("settings", {})
+    proto = settings.get("protocol", {})
+    refs = list(report.get("reference", {}))
+    lines = [
+        f"## ddaudit: `{syn.get('path')}` on {real.get('name')}",
+        "",
+        f"Status: **{report.get('status')}**. {syn.get('images')} synthetic images ({syn.get('format')}, "
+        f"ipc {syn.get('ipc')}); {settings.get('num_eval')} x {proto.get('model')} evaluators, protocol "
+        f"{proto.get('name')} ({proto.get('epochs')} epochs, aug {proto.get('aug')}), seed {settings.get('seed')}.",
+        "",
+    ]
+    header = ["metric (%)", "distilled (mean ± std)", "CI", *[f"ref: {r}" for r in refs]]
+    if report.get("amplification"):
+        header.append("amplification (ratio / diff)")
+    rows = []
+    for row in headline_rows(report):
+        cells = [row["label"], row["value"], row["ci"], *(row["references"].get(r, "") for r in refs)]
+        if report.get("amplification"):
+            cells.append(row["amplification"])
+        rows.append(cells)
+    lines += _table(header, rows)
+    classes, groups, grid = cell_matrix(report)
+    if classes and groups:
+        lines += ["", "Accuracy % (test count) per class x group:", ""]
+        lines += _table(["class", *map(str, groups)], [[str(c), *r] for c, r in zip(classes, grid)])
+    if report.get("gates"):
+        lines += ["", "Gates:", ""]
+        lines += _table(
+            ["gate", "value", "threshold", "result"],
+            [[g.get("name"), g.get("value"), f"{g.get('operator')} {g.get('threshold')}",
+              "inconclusive" if g.get("inconclusive") else ("pass" if g.get("passed") else "FAIL")]
+             for g in report["gates"]],
+        )
+    if report.get("warnings"):
+        lines += ["", "Warnings:", ""] + [f"- {w}" for w in report["warnings"]]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,48 @@
+"""The rich rendering shown on stderr after an audit."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from ddaudit.report._rows import cell_matrix, headline_rows
+
+
+def render_report(report: dict, console: Console, *, show_cells: bool = True) -> None:
+    syn, real, settings = report.get("synthetic", {}), report.get("real", {}), report.get("settings", {})
+    proto = settings.get("protocol", {})
+    title = (
+        f"{syn.get('path')} ({syn.get('format')}, {syn.get('images')} images, ipc {syn.get('ipc')}) "
+        f"on {real.get('name')}"
+    )
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric (%)")
+    table.add_column("distilled: mean ± std", justify="right")
+    table.add_column("95% CI" if settings.get("confidence", 0.95) == 0.95 else "CI", justify="right")
+    ref_names = list(report.get("reference", {}))
+    for name in ref_names:
+        table.add_column(f"ref: {name.replace('_', ' ')}", justify="right")
+    if report.get("amplification"):
+        table.add_column("amplification (ratio / diff)", justify="right")
+    for row in headline_rows(report):
+        cells = [row["label"], row["value"], row["ci"], *(row["references"].get(n, "") for n in ref_names)]
+        if report.get("amplification"):
+            cells.append(row["amplification"])
+        table.add_row(*cells)
+    console.print(table)
+    console.print(
+        f"[dim]{settings.get('num_eval')} x {proto.get('model')} evaluators, protocol {proto.get('name')} "
+        f"({proto.get('epochs')} epochs, aug {proto.get('aug')}), seed {settings.get('seed')}, "
+        f"device {settings.get('device')}; final-epoch accuracy on {real.get('test_size')} real test images[/dim]"
+    )
+    classes, groups, grid = cell_matrix(report)
+    if show_cells and classes and groups and len(groups) <= 12:
+        cells = Table(title="accuracy % (count) per class x group", title_justify="left")
+        cells.add_column("class")
+        for g in groups:
+            cells.add_column(str(g), justify="right")
+        for name, row in zip(classes, grid):
+            cells.add_row(str(name), *row)
+        console.print(cells)
+    for warning in report.get("warnings", []):
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
