@@ -5,6 +5,19 @@ each preset is one function registered with :func:`register_preset`.
 """
 
 from ddaudit.data._types import GroupTensors, RealData
-from ddaudit.data._registry import available_presets, load_real, register_preset
+from ddaudit.data._registry import Preset, available_presets, get_preset, load_real, parse_spec, register_preset
+from ddaudit.data._colored import COLOUR_NAMES, PALETTE
+from ddaudit.data import _mnist, _cifar, _celeba, _utkface, _tensors, _folder  # noqa: F401  (register the presets)
 
-__all__ = ["GroupTensors", "RealData", "available_presets", "load_real", "register_preset"]
+__all__ = [
+    "COLOUR_NAMES",
+    "GroupTensors",
+    "PALETTE",
+    "Preset",
+    "RealData",
+    "available_presets",
+    "get_preset",
+    "load_real",
+    "parse_spec",
+    "register_preset",
+]

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ddaudit.data._images import normalize_
 from ddaudit.data._sampling import biased_groups
 from ddaudit.data._types import GroupTensors, RealData
 
@@ -41,7 +42,6 @@ PALETTE: tuple[tuple[str, tuple[float, float, float]], ...] = (
     ("grey", (0.5, 0.5, 0.5)),
 )
 COLOUR_NAMES = [name for name, _ in PALETTE]
-MODES = ("fg", "bg")
 SOURCE_SIZE = 28
 IM_SIZE = 32
 
@@ -73,14 +73,10 @@ def colored_stats(grey_mean: float, grey_std: float, mode: str) -> tuple[tuple[f
 def render(intensity: torch.Tensor, colours: torch.Tensor, mode: str) -> torch.Tensor:
     """Colour ``(N, 28, 28)`` uint8 digits: float32 ``(N, 3, 32, 32)`` pixels in [0, 1]."""
     pad = (IM_SIZE - intensity.shape[-1]) // 2
-    grey = F.pad(intensity.to(torch.float32).div_(255.0), (pad, pad, pad, pad)).unsqueeze(1)
+    grey = F.pad(intensity.to(torch.float32) / 255.0, (pad, pad, pad, pad)).unsqueeze(1)
     if mode == "bg":
         grey = 1.0 - grey
     return grey * palette_tensor()[colours][:, :, None, None]
-
-
-def _normalized(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    return x.sub_(torch.tensor(mean)[:, None, None]).div_(torch.tensor(std)[:, None, None])
 
 
 def build_colored(
@@ -106,12 +102,12 @@ def build_colored(
 
     train_y = torch.as_tensor(train_labels, dtype=torch.int64)
     train_a = torch.as_tensor(train_colours, dtype=torch.int64)
-    train_x = _normalized(render(torch.as_tensor(train_images), train_a, mode), mean, std)
+    train_x = normalize_(render(torch.as_tensor(train_images), train_a, mode), mean, std)
 
     n_test = len(test_labels)
     test_a = torch.arange(num_colours).repeat_interleave(n_test)
     test_digits = torch.arange(n_test).repeat(num_colours)
-    test_x = _normalized(render(torch.as_tensor(test_images)[test_digits], test_a, mode), mean, std)
+    test_x = normalize_(render(torch.as_tensor(test_images)[test_digits], test_a, mode), mean, std)
     test_y = torch.as_tensor(test_labels, dtype=torch.int64)[test_digits]
 
     return RealData(

@@ -105,9 +105,10 @@ def _hard_labels(labels: torch.Tensor, where: str) -> torch.Tensor:
         fractional = ~torch.isfinite(labels) | (labels != torch.round(labels))
         if bool(fractional.any()):
             example = f" such as {labels[fractional][0].item()!r}"
-            raise InputError(
-                msg.NON_INTEGER_LABELS.format(where=where, dtype=_dtype_name(labels), example=example)
+            text = msg.NON_INTEGER_LABELS.format(
+                where=where, dtype=_dtype_name(labels), example=example
             )
+            raise InputError(text)
     labels = labels.to(torch.int64)
     negative = labels < 0
     if bool(negative.any()):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,8 @@ def _numpy_safe_globals() -> list:
 def _weights_only_load(path: Path) -> Any:
     safe_globals = getattr(torch.serialization, "safe_globals", None)
     scope = safe_globals(_numpy_safe_globals()) if safe_globals else contextlib.nullcontext()
-    with scope:
+    with scope, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
@@ -109,8 +111,8 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
     except Exception as error:  # numpy and zipfile raise many types for damaged files
         if isinstance(error, ValueError) and "allow_pickle" in str(error):
             raise InputError(msg.NPZ_NEEDS_PICKLE.format(path=path)) from None
-        reason = _reason(error)
-        raise InputError(msg.DAMAGED_FILE.format(path=path, kind="numpy .npz", reason=reason)) from None
+        text = msg.DAMAGED_FILE.format(path=path, kind="numpy .npz", reason=_reason(error))
+        raise InputError(text) from None
 
 
 def load_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -121,8 +123,8 @@ def load_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(os.fspath(path), device="cpu")
     except Exception as error:
-        reason = _reason(error)
-        raise InputError(msg.DAMAGED_FILE.format(path=path, kind="safetensors", reason=reason)) from None
+        text = msg.DAMAGED_FILE.format(path=path, kind="safetensors", reason=_reason(error))
+        raise InputError(text) from None
 
 
 def _reason(error: BaseException) -> str:

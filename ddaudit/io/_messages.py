@@ -25,8 +25,13 @@ MISSING_KEYS = (
     "{path} has no images/labels pair: expected keys {expected}, found {found}; "
     "save a dict with 'images' and 'labels'"
 )
-MISSING_PARTNER = "{path} has no matching {partner} next to it; keep the images and labels files together"
-BAD_LR = "{path} must hold one positive finite learning rate, found {found}; re-save it or set the learning rate explicitly"
+MISSING_PARTNER = (
+    "{path} has no matching {partner} next to it; keep the images and labels files together"
+)
+BAD_LR = (
+    "{path} must hold one positive finite learning rate, found {found}; "
+    "re-save it or set the learning rate explicitly"
+)
 
 NOT_A_TENSOR = "{where}: {what} is a {found}, expected a tensor or array"
 IMAGES_DTYPE = "{where}: images have dtype {dtype}; save them as floating point (or uint8 pixels)"
@@ -42,10 +47,16 @@ NON_INTEGER_LABELS = (
     "{where}: hard labels must be whole class indices, found dtype {dtype}{example}; "
     "save labels as int64"
 )
-NEGATIVE_LABELS = "{where}: {count} labels are negative (smallest {smallest}); class indices start at 0"
-NON_FINITE_SOFT_LABELS = "{where}: {count} soft-label values are NaN or Inf; the label learning diverged"
+NEGATIVE_LABELS = (
+    "{where}: {count} labels are negative (smallest {smallest}); class indices start at 0"
+)
+NON_FINITE_SOFT_LABELS = (
+    "{where}: {count} soft-label values are NaN or Inf; the label learning diverged"
+)
 
-NOT_IMAGEFOLDER = "{path} has no class sub-folders with PNG/JPEG images; use one sub-folder per class"
+NOT_IMAGEFOLDER = (
+    "{path} has no class sub-folders with PNG/JPEG images; use one sub-folder per class"
+)
 EMPTY_CLASS_FOLDER = "{path} has no PNG/JPEG images; remove the folder or add its class images"
 DUPLICATE_CLASS_NUMBER = (
     "class folders {first!r} and {second!r} end in the same number {number}; "

@@ -1,0 +1,108 @@
+"""Any image folder with a CSV of labels and groups: ``folder:ROOT``.
+
+``ROOT/groups.csv`` (or option ``csv``) has the columns ``path,label,group`` and
+optionally ``split`` (``train``/``test``; rows without one are test rows). Paths
+are relative to ROOT. Labels and groups that are all whole numbers are used as
+indices; otherwise their sorted distinct values become indices and names.
+Images are resized to ``im_size`` (by default the first image's size), kept grey
+when the first image is grey, and normalised with the training split's
+statistics (the test split's when there is no training row).
+"""
+
+from __future__ import annotations
+
+from csv import DictReader
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ddaudit.data._images import channel_stats, image_info, normalize_, parse_im_size, read_image, stack_images
+from ddaudit.data._registry import register_preset
+from ddaudit.data._types import GroupTensors, RealData
+from ddaudit.errors import InputError
+
+MISSING_CSV = "no group CSV at {path}: write one with columns path,label,group[,split] or pass csv=FILE"
+MISSING_COLUMNS = "{path} lacks column(s) {missing}: it needs path,label,group and optionally split"
+BAD_SPLIT = "{path} row {row}: split {value!r} must be 'train' or 'test'"
+EMPTY_VALUE = "{path} row {row}: empty {column}"
+MISSING_IMAGE = "image {image} listed in {path} does not exist"
+NO_TEST_ROWS = "{path} has no test rows: mark some rows split=test (rows without a split are test rows)"
+
+_GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+
+
+def _indices(values: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Whole numbers are indices already; anything else maps sorted distinct values to 0..K-1."""
+    if all(v.isdigit() for v in values):
+        numbers = np.asarray([int(v) for v in values], dtype=np.int64)
+        return numbers, [str(i) for i in range(int(numbers.max()) + 1)]
+    names = sorted(set(values))
+    lookup = {name: i for i, name in enumerate(names)}
+    return np.asarray([lookup[v] for v in values], dtype=np.int64), names
+
+
+def _read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = DictReader(handle)
+        columns = [c.strip() for c in (reader.fieldnames or [])]
+        missing = [c for c in ("path", "label", "group") if c not in columns]
+        if missing:
+            raise InputError(MISSING_COLUMNS.format(path=path, missing=", ".join(missing)))
+        rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+    for number, row in enumerate(rows, start=2):
+        for column in ("path", "label", "group"):
+            if not row.get(column):
+                raise InputError(EMPTY_VALUE.format(path=path, row=number, column=column))
+        split = row.get("split", "").lower() or "test"
+        if split not in ("train", "test"):
+            raise InputError(BAD_SPLIT.format(path=path, row=number, value=row.get("split")))
+        row["split"] = split
+    return rows
+
+
+@register_preset("folder", help="an image folder with ROOT/groups.csv: path,label,group[,split]", needs_root=True)
+def folder(root: str | None, *, csv="groups.csv", im_size=None) -> RealData:
+    """``csv`` is relative to ROOT unless absolute; ``im_size`` defaults to the first image's size."""
+    requested_size = None if im_size is None else parse_im_size(im_size)
+    base = Path(root).expanduser()
+    csv_path = base / Path(csv).expanduser()
+    if not csv_path.is_file():
+        raise InputError(MISSING_CSV.format(path=csv_path))
+    rows = _read_rows(csv_path)
+    if not any(row["split"] == "test" for row in rows):
+        raise InputError(NO_TEST_ROWS.format(path=csv_path))
+    labels, class_names = _indices([row["label"] for row in rows])
+    groups, group_names = _indices([row["group"] for row in rows])
+    paths = [base / row["path"] for row in rows]
+    for path in paths:
+        if not path.is_file():
+            raise InputError(MISSING_IMAGE.format(image=path, path=csv_path))
+    height, width, first_mode = image_info(paths[0])
+    size = requested_size or (height, width)
+    mode, channel = ("L", 1) if first_mode in _GREY_MODES else ("RGB", 3)
+
+    def tensors(split: str) -> GroupTensors:
+        index = np.asarray([i for i, row in enumerate(rows) if row["split"] == split], dtype=np.int64)
+        x = stack_images((read_image(paths[i], mode=mode, size=size) for i in index), channel, size)
+        return GroupTensors(x, torch.as_tensor(labels[index]), torch.as_tensor(groups[index]))
+
+    train, test = tensors("train"), tensors("test")
+    mean, std = channel_stats(train.x if len(train) else test.x)
+    normalize_(train.x, mean, std)
+    normalize_(test.x, mean, std)
+    return RealData(
+        name="folder",
+        test=test,
+        train=train if len(train) else None,
+        num_classes=len(class_names),
+        num_groups=len(group_names),
+        channel=channel,
+        im_size=size,
+        mean=mean,
+        std=std,
+        class_names=class_names,
+        group_names=group_names,
+        space="normalized",
+        meta={"source": str(root), "csv": str(csv_path)},
+    )

@@ -1,0 +1,123 @@
+"""UTKFace: age bucket as the class, race as the group (FairDD's setting).
+
+Labels come from the file names, ``AGE_GENDER_RACE_DATETIME.jpg`` (or
+``.jpg.chip.jpg``), anywhere under ROOT. Class = age < 20 / 20-39 / >= 40; group =
+race 0-3 (White, Black, Asian, Indian); race 4 ("Others") is dropped, and names
+that do not parse are skipped; both are counted in ``meta``. The test set takes
+``test_per_cell`` images of every (age, race) cell, at most half of a cell so
+that every cell keeps training rows; the rest is training data. Normalised with
+the training split's statistics.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ddaudit.data._images import channel_stats, normalize_, parse_im_size, read_image, stack_images
+from ddaudit.data._options import as_count, as_seed
+from ddaudit.data._registry import register_preset
+from ddaudit.data._types import GroupTensors, RealData
+from ddaudit.errors import InputError
+
+MISSING_ROOT = "UTKFace root {root} is not a folder"
+NO_IMAGES = "no UTKFace images named AGE_GENDER_RACE_DATETIME.jpg under {root}"
+EMPTY_TEST = "no UTKFace test images under {root}: an (age, race) cell needs at least 2 images to give one to the test set"
+
+CLASS_NAMES = ["<20", "20-39", ">=40"]
+GROUP_NAMES = ["White", "Black", "Asian", "Indian"]
+OTHER_RACE = 4
+
+
+def age_bucket(age: int) -> int:
+    return 0 if age < 20 else (1 if age < 40 else 2)
+
+
+def parse_name(name: str) -> tuple[int, int, int] | None:
+    """(age, gender, race) from a UTKFace file name, or None when it does not follow the pattern."""
+    lowered = name.lower()
+    for suffix in (".jpg.chip.jpg", ".jpg"):
+        if lowered.endswith(suffix):
+            stem = name[: -len(suffix)]
+            break
+    else:
+        return None
+    parts = stem.split("_")
+    if len(parts) != 4 or not all(p.isdigit() for p in parts):
+        return None
+    age, gender, race = int(parts[0]), int(parts[1]), int(parts[2])
+    if gender not in (0, 1) or not 0 <= race <= OTHER_RACE:
+        return None
+    return age, gender, race
+
+
+@register_preset("utkface", help="UTKFace: age bucket (<20, 20-39, >=40) vs race (4 groups), labels from file names", needs_root=True)
+def utkface(root: str | None, *, im_size=64, test_per_cell=100, seed=0) -> RealData:
+    """``seed`` picks which images of each (age, race) cell go to the test set."""
+    size = parse_im_size(im_size)
+    per_cell = as_count("test_per_cell", test_per_cell)
+    rng = np.random.default_rng(as_seed(seed))
+    base = Path(root).expanduser()
+    if not base.is_dir():
+        raise InputError(MISSING_ROOT.format(root=root))
+    files, labels, groups = [], [], []
+    skipped, other_race = 0, 0
+    for path in sorted(p for p in base.rglob("*") if p.is_file() and p.name.lower().endswith(".jpg")):
+        parsed = parse_name(path.name)
+        if parsed is None:
+            skipped += 1
+            continue
+        age, _, race = parsed
+        if race == OTHER_RACE:
+            other_race += 1
+            continue
+        files.append(path)
+        labels.append(age_bucket(age))
+        groups.append(race)
+    if not files:
+        raise InputError(NO_IMAGES.format(root=root))
+    labels, groups = np.asarray(labels, dtype=np.int64), np.asarray(groups, dtype=np.int64)
+
+    in_test = np.zeros(len(files), dtype=bool)
+    test_cells = {}
+    for y in range(len(CLASS_NAMES)):
+        for a in range(len(GROUP_NAMES)):
+            rows = np.flatnonzero((labels == y) & (groups == a))
+            take = min(per_cell, len(rows) // 2)
+            in_test[rows[rng.permutation(len(rows))[:take]]] = True
+            test_cells[f"{CLASS_NAMES[y]}/{GROUP_NAMES[a]}"] = take
+    if not in_test.any():
+        raise InputError(EMPTY_TEST.format(root=root))
+
+    def tensors(rows: np.ndarray) -> GroupTensors:
+        x = stack_images((read_image(files[i], mode="RGB", size=size) for i in rows), 3, size)
+        return GroupTensors(x, torch.as_tensor(labels[rows]), torch.as_tensor(groups[rows]))
+
+    train, test = tensors(np.flatnonzero(~in_test)), tensors(np.flatnonzero(in_test))
+    mean, std = channel_stats(train.x if len(train) else test.x)
+    normalize_(train.x, mean, std)
+    normalize_(test.x, mean, std)
+    return RealData(
+        name="utkface",
+        test=test,
+        train=train if len(train) else None,
+        num_classes=len(CLASS_NAMES),
+        num_groups=len(GROUP_NAMES),
+        channel=3,
+        im_size=size,
+        mean=mean,
+        std=std,
+        class_names=list(CLASS_NAMES),
+        group_names=list(GROUP_NAMES),
+        space="normalized",
+        meta={
+            "source": str(root),
+            "skipped_bad_names": skipped,
+            "dropped_other_race": other_race,
+            "test_per_cell": test_cells,
+            "train_files": [str(files[i]) for i in np.flatnonzero(~in_test)],
+            "test_files": [str(files[i]) for i in np.flatnonzero(in_test)],
+        },
+    )
