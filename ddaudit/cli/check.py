@@ -41,7 +41,7 @@ Exit codes: 0 pass (or no gate set), 1 a gate failed, 2 usage/input error,
 
 
 def register(app: typer.Typer) -> None:
-    app.command("check", help=CHECK_HELP)(handle_errors(check))
+    app.command("check", help=CHECK_HELP, cls=gopt.GateCommand)(handle_errors(check))
 
 
 def check(
@@ -85,9 +85,9 @@ def check(
     max_amplification_diff: gopt.MaxAmplificationDiff = None,
     config: gopt.ConfigPath = None,
     profile: gopt.Profile = None,
-    gate_on: gopt.GateOn = "mean",
-    inconclusive: gopt.Inconclusive = "error",
-    min_group_size: gopt.MinGroupSize = 20,
+    gate_on: gopt.GateOn = None,
+    inconclusive: gopt.Inconclusive = None,
+    min_group_size: gopt.MinGroupSize = None,
     exit_zero: gopt.ExitZero = False,
     junit: gopt.JUnitPath = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing output files.")] = False,
@@ -105,7 +105,7 @@ def check(
         inconclusive=inconclusive, min_group_size=min_group_size, exit_zero=exit_zero, junit=junit, force=force,
     )
     # Refuse to clobber outputs before spending minutes on training.
-    for out in (json_out, markdown, save_predictions, junit):
+    for out in (json_out, markdown, save_predictions):
         if out is not None:
             check_writable(out, force)
     if not synthetic.exists():
@@ -126,7 +126,7 @@ def check(
             real_options=real_options, protocol=protocol,
             protocol_overrides={"model": model, "epochs": epochs, "lr": lr, "aug": aug, "batch_size": batch_size},
             num_eval=num_eval, seed=seed, device=device, engine=engine.value, reference=reference,
-            full_reference=full_reference, cache_dir=cache_dir, min_group_size=min_group_size,
+            full_reference=full_reference, cache_dir=cache_dir, min_group_size=gate_args.min_group_size,
             n_boot=n_boot, confidence=confidence, progress=progress,
         )
     report = result.report

@@ -120,8 +120,9 @@ def row_scales(
     weights: torch.Tensor | None = None,
     *,
     min_group_size: int = 1,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """Row multipliers ``s`` (float, ``(n,)``) with ``mean_i(s_i * phi_i)`` = the mode's target mean.
+    """Row multipliers ``s`` (``(n,)``, ``dtype``) with ``mean_i(s_i * phi_i)`` = the mode's target mean.
 
     - ``sync`` / ``barycenter``: ``s_i = n / (K * n_g(i))``, so the mean is
       ``(1/K) * sum_g mu_g`` over the ``K`` groups kept (groups below
@@ -134,18 +135,18 @@ def row_scales(
     if mode == "weights":
         if weights is None:
             raise ConfigError(ERR_WEIGHTS_NEEDED)
-        weights = check_weights(weights, None if groups is None else len(groups))
-        return weights.shape[0] * weights / weights.sum()
+        weights = check_weights(weights, None if groups is None else len(groups)).to(torch.float64)
+        return (weights.shape[0] * weights / weights.sum()).to(dtype)
     if mode == "none":
         rows = _batch_rows(groups, weights)
-        return torch.ones(rows.shape[0], device=rows.device)
+        return torch.ones(rows.shape[0], device=rows.device, dtype=dtype)
     if groups is None:
         raise ConfigError(ERR_GROUPS_NEEDED.format(mode=mode))
     groups = check_groups(groups)
     row_counts, kept_rows, num_kept = _group_terms(groups, min_group_size)
     n = groups.shape[0]
     scales = n / (num_kept * row_counts.to(torch.float64))
-    return torch.where(kept_rows, scales, torch.zeros_like(scales)).float()
+    return torch.where(kept_rows, scales, torch.zeros_like(scales)).to(dtype)
 
 
 def sync_scale(groups: torch.Tensor, *, min_group_size: int = 1) -> float:

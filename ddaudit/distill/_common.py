@@ -1,0 +1,125 @@
+"""What the reference distillers share: the result, the real-batch sampler, initialisation, seeds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ddaudit.data import GroupTensors
+from ddaudit.errors import ConfigError, InputError
+from ddaudit.mitigate.groups import check_mode, check_weights
+
+#: progress(done, total): called after every distillation iteration.
+Progress = Callable[[int, int], None]
+
+INITS = ("real", "noise")
+
+ERR_REAL_TYPE = "real must be GroupTensors (x, y, a) such as load_real(...).train, got {kind}"
+ERR_REAL_EMPTY = "the real training set is empty; distillation needs real images of every class"
+ERR_LABEL_RANGE = "real class labels must lie in [0, {num_classes}), found {low}..{high}; check num_classes"
+ERR_EMPTY_CLASS = "class {c} has no real images; every class needs at least one to be distilled"
+ERR_FEW_FOR_INIT = "class {c} has {count} real images, fewer than ipc={ipc}; use init='noise' or a smaller ipc"
+ERR_INIT = "unknown init {init!r}; use 'real' or 'noise'"
+ERR_POSITIVE = "{name} must be a positive integer, got {value!r}"
+ERR_ITERATIONS = "iterations must be an integer >= 0, got {value!r}"
+ERR_WEIGHTS_UNUSED = "weights= is only used with mode='weights' (got mode={mode!r}); drop weights or set mode='weights'"
+ERR_WEIGHTS_NEEDED = "mode='weights' needs weights=, one non-negative weight per real training row"
+
+
+@dataclass
+class SyntheticResult:
+    """A distilled set: class-major ``images`` ``(num_classes * ipc, C, H, W)`` in the
+    real data's space, ``labels`` ``(N,)``, the per-iteration mean class loss in
+    ``history`` and the settings in ``meta``."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    history: list[float]
+    meta: dict = field(default_factory=dict)
+
+    def save(self, path: str | Path, *, force: bool = False, **names) -> Path:
+        """Write the set in DatasetCondensation's format (see :func:`save_dc_format`)."""
+        from ddaudit.distill.save import save_dc_format
+
+        return save_dc_format(path, self.images, self.labels, self.meta.get("method"), force=force, **names)
+
+
+def check_positive(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(ERR_POSITIVE.format(name=name, value=value))
+    return value
+
+
+def check_common(real, *, num_classes: int, ipc: int, iterations: int, mode: str, weights, init: str):
+    """Validate the arguments every distiller takes; return the weights as a float tensor (or None)."""
+    if not isinstance(real, GroupTensors):
+        raise InputError(ERR_REAL_TYPE.format(kind=type(real).__name__))
+    if len(real) == 0:
+        raise InputError(ERR_REAL_EMPTY)
+    check_positive("num_classes", num_classes)
+    check_positive("ipc", ipc)
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
+        raise ConfigError(ERR_ITERATIONS.format(value=iterations))
+    check_mode(mode)
+    if init not in INITS:
+        raise ConfigError(ERR_INIT.format(init=init))
+    if mode == "weights":
+        if weights is None:
+            raise ConfigError(ERR_WEIGHTS_NEEDED)
+        return check_weights(weights, len(real))
+    if weights is not None:
+        raise ConfigError(ERR_WEIGHTS_UNUSED.format(mode=mode))
+    return None
+
+
+class ClassSampler:
+    """Random real rows of one class, drawn without replacement, like DC's ``get_images``."""
+
+    def __init__(self, labels: torch.Tensor, num_classes: int) -> None:
+        labels = labels.cpu()
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= num_classes:
+            raise InputError(ERR_LABEL_RANGE.format(num_classes=num_classes, low=low, high=high))
+        self.rows = [torch.nonzero(labels == c).flatten() for c in range(num_classes)]
+        for c, rows in enumerate(self.rows):
+            if rows.numel() == 0:
+                raise InputError(ERR_EMPTY_CLASS.format(c=c))
+
+    def draw(self, c: int, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Indices of ``min(n, class size)`` distinct random rows of class ``c``."""
+        rows = self.rows[c]
+        return rows[torch.randperm(rows.numel(), generator=generator)[:n]]
+
+
+def initial_images(
+    real: GroupTensors, sampler: ClassSampler, num_classes: int, ipc: int, init: str, generator: torch.Generator
+) -> torch.Tensor:
+    """Class-major starting images: random real images of each class, or standard normal noise."""
+    shape = tuple(real.x.shape[1:])
+    if init == "noise":
+        return torch.randn((num_classes * ipc, *shape), generator=generator)
+    blocks = []
+    for c in range(num_classes):
+        count = sampler.rows[c].numel()
+        if count < ipc:
+            raise InputError(ERR_FEW_FOR_INIT.format(c=c, count=count, ipc=ipc))
+        blocks.append(real.x[sampler.draw(c, ipc, generator)])
+    return torch.cat(blocks).float().clone()
+
+
+def class_major_labels(num_classes: int, ipc: int) -> torch.Tensor:
+    return torch.arange(num_classes).repeat_interleave(ipc)
+
+
+def method_name(base: str, mode: str) -> str:
+    """``DM``, ``DM-FairDD``, ``DM-barycenter``, ``DM-weights``: used in saved file names."""
+    suffix = {"none": "", "sync": "-FairDD"}.get(mode, f"-{mode}")
+    return base + suffix
+
+
+def next_seed(generator: torch.Generator) -> int:
+    """A seed for the next freshly initialised network, drawn from the run's own generator."""
+    return int(torch.randint(0, 2**31 - 1, (1,), generator=generator))

@@ -1,0 +1,132 @@
+"""Pieces both training engines call, so that the two cannot drift apart.
+
+An evaluator is defined by its seed alone: the seed fixes its initial
+weights, its shuffle order every epoch and its augmentation draws, through
+separate streams derived from the seed (:func:`derive_seed`). Both engines get
+an epoch's shuffle orders and augmentation draws from :func:`plan_epoch`, the
+loss from :func:`soft_cross_entropy` and the learning rate from
+:meth:`Protocol.lr_at`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ddaudit.errors import ConfigError, InputError
+from ddaudit.evaluate.augment import AugDraws, DiffAugment
+
+ProgressCallback = Callable[[int, int], None]
+
+INIT_STREAM, SHUFFLE_STREAM, AUGMENT_STREAM = 0, 1, 2
+
+BAD_IMAGES = "{what} must be a float tensor of shape (N, C, H, W), got {shape}: pass images as stored in the synthetic set"
+EMPTY_TRAIN = "the training set is empty: the synthetic set holds no images"
+SHAPE_MISMATCH = "test images are {test} per image but training images are {train}: use a real dataset whose images match the synthetic set"
+BAD_LABELS = "train_y must be (N,) class indices or (N, {k}) soft labels for N={n} images, got shape {shape}"
+LABEL_RANGE = "training labels must lie in [0, {k}), found {low}..{high}: check num_classes"
+NO_SEEDS = "at least one evaluator seed is needed"
+
+
+def derive_seed(seed: int, stream: int) -> int:
+    """An independent 63-bit seed for one random stream of an evaluator."""
+    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, stream]).generate_state(1, np.uint64)[0] >> 1)
+
+
+@dataclass
+class EvaluatorRandomness:
+    """The CPU generators of one evaluator (shuffles and augmentation draws)."""
+
+    seed: int
+    shuffle: torch.Generator
+    augment: torch.Generator
+
+    @classmethod
+    def from_seed(cls, seed: int) -> "EvaluatorRandomness":
+        shuffle = torch.Generator().manual_seed(derive_seed(seed, SHUFFLE_STREAM))
+        augment = torch.Generator().manual_seed(derive_seed(seed, AUGMENT_STREAM))
+        return cls(int(seed), shuffle, augment)
+
+    @property
+    def init_seed(self) -> int:
+        return derive_seed(self.seed, INIT_STREAM)
+
+
+def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """Mini-batch row ranges of one epoch; the last, smaller batch is kept."""
+    return [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+
+
+def plan_epoch(
+    randomness: EvaluatorRandomness, n: int, batch_size: int, aug: DiffAugment
+) -> tuple[torch.Tensor, AugDraws | None]:
+    """One evaluator's shuffle order (N,) and augmentation draws (N rows) for one epoch."""
+    order = torch.randperm(n, generator=randomness.shuffle)
+    if aug.is_identity:
+        return order, None
+    sizes = [stop - start for start, stop in batch_bounds(n, batch_size)]
+    return order, aug.draw(sizes, randomness.augment)
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Copy a CPU tensor to ``device`` without making the host wait for queued GPU work."""
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
+def draws_to_device(draws: AugDraws, device: torch.device) -> AugDraws:
+    return AugDraws(to_device(draws.op, device), to_device(draws.u, device))
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over a batch against target distributions (one-hot rows for hard labels).
+
+    ``logits`` and ``targets`` are (..., B, K); the result has the leading
+    shape (a scalar for one evaluator, (E,) for stacked evaluators).
+    """
+    return -(targets * F.log_softmax(logits, dim=-1)).sum(dim=-1).mean(dim=-1)
+
+
+def as_targets(train_y: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Training targets as (N, K) distributions.
+
+    Hard labels become one-hot rows. Soft labels that are already
+    distributions (non-negative rows summing to 1) are kept; anything else is
+    read as logits (DATM stores learned logits) and softmaxed.
+    """
+    if train_y.dim() == 1:
+        if train_y.dtype.is_floating_point:
+            if not bool(torch.equal(train_y, train_y.round())):
+                raise InputError(BAD_LABELS.format(k=num_classes, n=train_y.shape[0], shape=tuple(train_y.shape)))
+        labels = train_y.long()
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+            raise InputError(LABEL_RANGE.format(k=num_classes, low=int(labels.min()), high=int(labels.max())))
+        return F.one_hot(labels, num_classes).float()
+    soft = train_y.float()
+    rows_are_distributions = bool((soft >= 0).all()) and bool(torch.allclose(soft.sum(-1), torch.ones(1), atol=1e-3))
+    return soft if rows_are_distributions else torch.softmax(soft, dim=-1)
+
+
+def check_inputs(
+    train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, num_classes: int, seeds: Sequence[int]
+) -> None:
+    """Raise InputError/ConfigError for inputs no engine could train on."""
+    for what, x in (("train_x", train_x), ("test_x", test_x)):
+        if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.dtype.is_floating_point:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise InputError(BAD_IMAGES.format(what=what, shape=shape))
+    if train_x.shape[0] == 0:
+        raise InputError(EMPTY_TRAIN)
+    if tuple(train_x.shape[1:]) != tuple(test_x.shape[1:]):
+        raise InputError(SHAPE_MISMATCH.format(test=tuple(test_x.shape[1:]), train=tuple(train_x.shape[1:])))
+    n = train_x.shape[0]
+    shape_ok = train_y.dim() == 1 or (train_y.dim() == 2 and train_y.shape[1] == num_classes)
+    if not shape_ok or train_y.shape[0] != n:
+        raise InputError(BAD_LABELS.format(k=num_classes, n=n, shape=tuple(train_y.shape)))
+    if len(seeds) == 0:
+        raise ConfigError(NO_SEEDS)

@@ -1,0 +1,201 @@
+"""The batched engine: E evaluators trained as one vmapped computation.
+
+The evaluators' parameters are stacked along a leading dimension
+(``torch.func.stack_module_state``); one vmapped ``functional_call`` runs all
+evaluators on their own mini-batches (E, B, C, H, W), one backward pass of the
+summed losses gives every evaluator its own gradient, and a vectorised
+SGD step (:func:`sgd_step`, the formula of ``torch.optim.SGD``) updates them
+together. Shuffle orders, augmentation draws, loss and lr schedule come from
+the same functions the sequential engine uses, so given the same seeds both
+engines run the same training, up to floating-point summation order.
+
+The training step issues no host synchronisation: batch indices and
+augmentation parameters are device tensors, and the learning rate is a host
+number from the epoch index.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from functools import partial
+
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from ddaudit.evaluate._shared import (
+    EvaluatorRandomness,
+    ProgressCallback,
+    batch_bounds,
+    draws_to_device,
+    plan_epoch,
+    soft_cross_entropy,
+    to_device,
+)
+from ddaudit.evaluate.augment import AugDraws, DiffAugment
+from ddaudit.evaluate.models import create_model
+from ddaudit.evaluate.protocol import Protocol
+
+
+def _forward(base: nn.Module, params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
+    return functional_call(base, (params, buffers), (x,))
+
+
+def sgd_step(
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    momentum_buffers: list[torch.Tensor] | None,
+    *,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+) -> list[torch.Tensor] | None:
+    """One in-place SGD step over stacked parameters; returns the momentum buffers.
+
+    Same update as ``torch.optim.SGD`` (no dampening, no Nesterov):
+    ``d = g + wd * p``; ``buf = d`` on the first step, else ``buf = m * buf + d``;
+    ``p -= lr * buf``. Pass ``None`` buffers to start afresh (first step, lr decay).
+    """
+    direction = torch._foreach_add(grads, params, alpha=weight_decay) if weight_decay else list(grads)
+    if momentum:
+        if momentum_buffers is None:
+            momentum_buffers = [d.clone() for d in direction]
+        else:
+            torch._foreach_mul_(momentum_buffers, momentum)
+            torch._foreach_add_(momentum_buffers, direction)
+        direction = momentum_buffers
+    torch._foreach_add_(params, direction, alpha=-lr)
+    return momentum_buffers
+
+
+class BatchedEnsemble:
+    """Trained evaluators as stacked parameters, in chunks of at most ``max_batched``."""
+
+    def __init__(self, base: nn.Module, chunks: list[tuple[dict, dict]]) -> None:
+        self.base = base
+        self.chunks = chunks
+
+    def __len__(self) -> int:
+        return sum(next(iter(params.values())).shape[0] for params, _ in self.chunks)
+
+    def state_dicts(self) -> list[dict[str, torch.Tensor]]:
+        """One CPU ``state_dict`` per evaluator, loadable into ``create_model(...)``."""
+        out = []
+        for params, buffers in self.chunks:
+            merged = {**params, **buffers}
+            count = next(iter(params.values())).shape[0]
+            out.extend({name: tensor[i].detach().cpu() for name, tensor in merged.items()} for i in range(count))
+        return out
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+        """Logits (E, N, K) on CPU; each test batch goes through all evaluators of a chunk at once."""
+        forward_all = vmap(partial(_forward, self.base), in_dims=(0, 0, None))
+        out = []
+        for params, buffers in self.chunks:
+            device = next(iter(params.values())).device
+            pieces = [forward_all(params, buffers, to_device(x[s:e], device)) for s, e in batch_bounds(x.shape[0], batch_size)]
+            out.append(torch.cat(pieces, dim=1))
+        return torch.cat(out).cpu()
+
+    def predict(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+        """Predicted classes (E, N), int64 on CPU."""
+        return self.logits(x, batch_size).argmax(dim=-1)
+
+
+def train_batched(
+    train_x: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    protocol: Protocol,
+    seeds: Sequence[int],
+    num_classes: int,
+    device: torch.device,
+    progress: ProgressCallback | None = None,
+    max_batched: int = 32,
+) -> BatchedEnsemble:
+    """Train one evaluator per seed, ``max_batched`` evaluators per vmapped computation."""
+    n, channel, height, width = train_x.shape
+    bounds = batch_bounds(n, protocol.batch_size)
+    total_steps = len(seeds) * protocol.epochs * len(bounds)
+    if progress is not None:
+        progress(0, total_steps)
+    x_all, t_all = train_x.to(device), targets.to(device)
+    chunks = []
+    base = None
+    done = 0
+    for first in range(0, len(seeds), max_batched):
+        chunk_seeds = list(seeds[first : first + max_batched])
+        randomness = [EvaluatorRandomness.from_seed(seed) for seed in chunk_seeds]
+        models = [
+            create_model(protocol.model, channel, num_classes, (height, width), seed=r.init_seed) for r in randomness
+        ]
+        if base is None:
+            base = copy.deepcopy(models[0]).to("meta").train()
+        params, buffers = stack_module_state(models)
+        params = {k: v.detach().to(device) for k, v in params.items()}
+        buffers = {k: v.detach().to(device) for k, v in buffers.items()}
+        done = _train_chunk(
+            base, params, buffers, x_all, t_all, randomness, protocol, bounds, progress, done, total_steps
+        )
+        chunks.append((params, buffers))
+    base.eval()
+    return BatchedEnsemble(base, chunks)
+
+
+def _train_chunk(
+    base: nn.Module,
+    params: dict[str, torch.Tensor],
+    buffers: dict[str, torch.Tensor],
+    x_all: torch.Tensor,
+    t_all: torch.Tensor,
+    randomness: list[EvaluatorRandomness],
+    protocol: Protocol,
+    bounds: list[tuple[int, int]],
+    progress: ProgressCallback | None,
+    done: int,
+    total_steps: int,
+) -> int:
+    """Train one chunk of stacked evaluators in place; returns the updated step count."""
+    n = x_all.shape[0]
+    evaluators = len(randomness)
+    aug = DiffAugment(protocol.augmentation_strategy)
+    param_list = list(params.values())
+    for tensor in param_list:
+        tensor.requires_grad_(True)
+    forward_all = vmap(partial(_forward, base), in_dims=(0, 0, 0))
+    momentum_buffers = None
+    for epoch in range(protocol.epochs):
+        if epoch == protocol.decay_epoch:
+            momentum_buffers = None
+        lr = protocol.lr_at(epoch)
+        plans = [plan_epoch(r, n, protocol.batch_size, aug) for r in randomness]
+        orders = to_device(torch.stack([order for order, _ in plans]), x_all.device)
+        draws = None if aug.is_identity else draws_to_device(AugDraws.stack([d for _, d in plans]), x_all.device)
+        for start, stop in bounds:
+            idx = orders[:, start:stop]
+            xb = x_all[idx]
+            if draws is not None:
+                flat = aug.apply(xb.flatten(0, 1), draws.rows(start, stop).flatten())
+                xb = flat.view(xb.shape)
+            # Evaluators' losses are independent, so the gradient of their sum
+            # with respect to evaluator e's parameters is e's own gradient.
+            soft_cross_entropy(forward_all(params, buffers, xb), t_all[idx]).sum().backward()
+            with torch.no_grad():
+                momentum_buffers = sgd_step(
+                    param_list,
+                    [tensor.grad for tensor in param_list],
+                    momentum_buffers,
+                    lr=lr,
+                    momentum=protocol.momentum,
+                    weight_decay=protocol.weight_decay,
+                )
+            for tensor in param_list:
+                tensor.grad = None
+        done += evaluators * len(bounds)
+        if progress is not None:
+            progress(done, total_steps)
+    for tensor in param_list:
+        tensor.requires_grad_(False)
+    return done

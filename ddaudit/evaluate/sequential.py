@@ -1,0 +1,105 @@
+"""The reference engine: one ``nn.Module`` and one ``torch.optim.SGD`` per evaluator, one after another.
+
+It is the definition the batched engine is tested against, and the engine
+for models that cannot be vmapped (BatchNorm).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ddaudit.evaluate._shared import (
+    EvaluatorRandomness,
+    ProgressCallback,
+    batch_bounds,
+    draws_to_device,
+    plan_epoch,
+    soft_cross_entropy,
+    to_device,
+)
+from ddaudit.evaluate.augment import DiffAugment
+from ddaudit.evaluate.models import create_model
+from ddaudit.evaluate.protocol import Protocol
+
+
+class SequentialEnsemble:
+    """Trained evaluators as a list of modules (in eval mode)."""
+
+    def __init__(self, models: list[nn.Module]) -> None:
+        self.models = models
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    def state_dicts(self) -> list[dict[str, torch.Tensor]]:
+        """One CPU ``state_dict`` per evaluator."""
+        return [{name: t.detach().cpu() for name, t in model.state_dict().items()} for model in self.models]
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+        """Logits (E, N, K) on CPU."""
+        device = next(self.models[0].parameters()).device
+        out = []
+        for model in self.models:
+            model.eval()
+            chunks = [model(to_device(x[s:e], device)) for s, e in batch_bounds(x.shape[0], batch_size)]
+            out.append(torch.cat(chunks))
+        return torch.stack(out).cpu()
+
+    def predict(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+        """Predicted classes (E, N), int64 on CPU."""
+        return self.logits(x, batch_size).argmax(dim=-1)
+
+
+def train_sequential(
+    train_x: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    protocol: Protocol,
+    seeds: Sequence[int],
+    num_classes: int,
+    device: torch.device,
+    progress: ProgressCallback | None = None,
+) -> SequentialEnsemble:
+    """Train one evaluator per seed with plain autograd and ``torch.optim.SGD``."""
+    n, channel, height, width = train_x.shape
+    aug = DiffAugment(protocol.augmentation_strategy)
+    bounds = batch_bounds(n, protocol.batch_size)
+    total_steps = len(seeds) * protocol.epochs * len(bounds)
+    if progress is not None:
+        progress(0, total_steps)
+    x_all, t_all = train_x.to(device), targets.to(device)
+    models = []
+    for index, seed in enumerate(seeds):
+        randomness = EvaluatorRandomness.from_seed(seed)
+        model = create_model(protocol.model, channel, num_classes, (height, width), seed=randomness.init_seed)
+        model.to(device).train()
+        optimizer = None
+        for epoch in range(protocol.epochs):
+            if optimizer is None or epoch == protocol.decay_epoch:
+                optimizer = torch.optim.SGD(
+                    model.parameters(),
+                    lr=protocol.lr_at(epoch),
+                    momentum=protocol.momentum,
+                    weight_decay=protocol.weight_decay,
+                )
+            order, draws = plan_epoch(randomness, n, protocol.batch_size, aug)
+            order = to_device(order, device)
+            draws = draws_to_device(draws, device) if draws is not None else None
+            for start, stop in bounds:
+                idx = order[start:stop]
+                xb = x_all[idx]
+                if draws is not None:
+                    xb = aug.apply(xb, draws.rows(start, stop))
+                loss = soft_cross_entropy(model(xb), t_all[idx])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            if progress is not None:
+                progress((index * protocol.epochs + epoch + 1) * len(bounds), total_steps)
+        model.eval()
+        models.append(model)
+    return SequentialEnsemble(models)
