@@ -50,7 +50,7 @@ PRESETS = {
 
 VARIANTS = (("vanilla", "none"), ("fair", "sync"))
 
-#: progress(phase, done, total), as in :mod:`ddaudit.audit`.
+#: progress(phase, done, total), as in :mod:`ddaudit.auditing`.
 Progress = Callable[[str, int, int], None]
 
 
@@ -77,13 +77,14 @@ def run_demo(
 
     Returns ``{"vanilla": report, "fair": report, "files": {...}}``.
     """
-    from ddaudit.audit import audit
+    from ddaudit.auditing import audit
     from ddaudit.distill import distill_dm, save_dc_format
 
     real = load_real(dataset, bias_ratio=bias_ratio)
     reports: dict[str, dict] = {}
     sets: dict[str, SyntheticSet] = {}
     files: dict[str, str] = {}
+    shared_references: dict = {}  # both audits use the same real-subset reference
     for variant, mode in VARIANTS:
         def step(done: int, total: int, _v=variant) -> None:
             if progress is not None:
@@ -108,7 +109,7 @@ def run_demo(
             sets[variant], real, protocol=settings.protocol,
             protocol_overrides={"model": settings.eval_model, "epochs": settings.eval_epochs},
             num_eval=settings.num_eval, seed=seed, device=device, n_boot=settings.n_boot,
-            progress=audit_step,
+            reference_cache=shared_references, progress=audit_step,
         )
         report = audited.report
         report["synthetic"]["path"] = str(path)

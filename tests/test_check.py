@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from ddaudit.audit import audit
+from ddaudit.auditing import audit
 from ddaudit.data import load_real
 
 DDAUDIT = str(Path(sys.executable).parent / "ddaudit")

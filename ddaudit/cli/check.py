@@ -92,7 +92,7 @@ def check(
     junit: gopt.JUnitPath = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing output files.")] = False,
 ) -> None:
-    from ddaudit.audit import audit
+    from ddaudit.auditing import audit
     from ddaudit.errors import ConfigError, InputError
     from ddaudit.report import check_writable, render_report, to_markdown, write_json, write_text
 

@@ -42,7 +42,7 @@ def demo(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files in --out and --json.")] = False,
 ) -> None:
-    from ddaudit.audit import resolve_device
+    from ddaudit.auditing import resolve_device
     from ddaudit.demo import demo_settings, run_demo
     from ddaudit.report import check_writable, to_markdown, write_json, write_text
 

@@ -229,6 +229,7 @@ def audit(
     reference: bool = True,
     full_reference: bool = False,
     cache_dir: str | Path | None = None,
+    reference_cache: dict | None = None,
     min_group_size: int = 20,
     n_boot: int = 1000,
     confidence: float = 0.95,
@@ -241,6 +242,8 @@ def audit(
     ``"cmnist-fg"`` or a :class:`RealData`. Evaluators are trained with the
     named protocol preset (``dc``, ``dsa``, ``dm``, ``mtt``, ``quick``) and any
     overrides (``model``, ``epochs``, ``lr``, ``aug``, ``batch_size``).
+    ``reference_cache`` (a dict) lets several audits on the same real data
+    share reference predictions; ``cache_dir`` keeps the full-data reference on disk.
     """
     from ddaudit.evaluate import get_protocol, train_and_predict
     from ddaudit.metrics import amplification, compute_metrics
@@ -307,18 +310,20 @@ def audit(
         if train is None:
             warnings.append(f"{real_data.name} has no training data: no reference, no amplification factor")
         else:
+            store = ReferenceStore(reference_cache, cache_dir)
+            key = {"real": real_data.name, "meta": _plain(real_data.meta), "train": len(train), "space": space,
+                   "protocol": proto.to_dict(), "seeds": seeds, "checksum": _checksum(train.x)}
+            wanted = []
             if reference:
                 subset = random_subset(train, syn.labels, real_data.num_classes, derive_seeds(seed, 1, stream=1)[0])
-                ref_preds = run("random real subset", subset.x, subset.y)
-                references["random_subset"] = {
-                    "images": len(subset),
-                    "metrics": measure(ref_preds).metrics,
-                }
-                predictions["y_pred_random_subset"] = ref_preds
+                per_class = torch.bincount(syn.labels, minlength=real_data.num_classes).tolist()
+                wanted.append(("random_subset", "random real subset", subset, {**key, "per_class": per_class}))
             if full_reference:
-                full_preds = _full_reference(run, train, real_data, proto, seeds, cache_dir, space)
-                references["full"] = {"images": len(train), "metrics": measure(full_preds).metrics}
-                predictions["y_pred_full"] = full_preds
+                wanted.append(("full", "full real training set", train, key))
+            for name, label, data, data_key in wanted:
+                preds = store.get(name, data_key, lambda: run(label, data.x, data.y))
+                references[name] = {"images": len(data), "metrics": measure(preds).metrics}
+                predictions[f"y_pred_{name}"] = preds
 
     amp = {}
     chosen = "full" if "full" in references else ("random_subset" if references else None)
@@ -375,21 +380,35 @@ def audit(
     return AuditResult(report=report, predictions=predictions)
 
 
-def _full_reference(run, train: GroupTensors, real: RealData, proto, seeds, cache_dir, space) -> np.ndarray:
-    """Evaluators trained on the whole real training set, cached on disk when asked."""
-    cache_path = None
-    if cache_dir is not None:
-        key = _cache_key({
-            "real": real.name, "meta": {k: v for k, v in real.meta.items() if isinstance(v, (int, float, str))},
-            "train": len(train), "protocol": proto.to_dict(), "seeds": seeds, "space": space,
-            "checksum": float(train.x[:: max(1, len(train) // 97)].double().sum()),
-        })
-        cache_path = Path(cache_dir) / f"full-reference-{key}.npy"
-        if cache_path.exists():
-            return np.load(cache_path, allow_pickle=False)
-    preds = run("full real training set", train.x, train.y)
-    if cache_path is not None:
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(cache_path, preds, allow_pickle=False)
-    return preds
+class ReferenceStore:
+    """Reference predictions computed once: in memory (``reference_cache``, e.g.
+    shared by the demo's two audits, whose references are identical) and, for
+    the full-data reference, on disk under ``cache_dir``."""
 
+    def __init__(self, memory: dict | None, cache_dir: str | Path | None):
+        self.memory = memory if memory is not None else {}
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+
+    def get(self, name: str, key: dict, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        digest = f"{name}-{_cache_key(key)}"
+        if digest in self.memory:
+            return self.memory[digest]
+        path = None if self.cache_dir is None or name != "full" else self.cache_dir / f"reference-{digest}.npy"
+        if path is not None and path.exists():
+            preds = np.load(path, allow_pickle=False)
+        else:
+            preds = compute()
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                np.save(path, preds, allow_pickle=False)
+        self.memory[digest] = preds
+        return preds
+
+
+def _plain(meta: dict) -> dict:
+    return {k: v for k, v in meta.items() if isinstance(v, (int, float, str, bool))}
+
+
+def _checksum(x: torch.Tensor) -> float:
+    """A cheap fingerprint of the training pixels, so a changed dataset misses the cache."""
+    return float(x[:: max(1, len(x) // 97)].double().sum())

@@ -1,0 +1,222 @@
+"""Gate flags shared by ``check`` and ``gate``, and the step that ends both commands.
+
+Both commands declare their gate options with the ``Annotated`` aliases below,
+so the flags, help and validation cannot drift apart. A value of ``None``
+means "not given on the command line": the configuration file then decides.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Callable, Optional, Sequence
+
+import typer
+from rich.console import Console
+from typer.core import TyperCommand
+
+from ddaudit.gate import (
+    GATE_ON_CHOICES,
+    INCONCLUSIVE_CHOICES,
+    THRESHOLDS,
+    GateOutcome,
+    GateSettings,
+    apply_gates,
+    combined_exit_code,
+    emit_github,
+    in_github_actions,
+    render_gates,
+    resolve_gate_settings,
+    write_junit,
+)
+
+PANEL = "Fairness gates"
+UNKNOWN_GATE_FLAG_SUFFIX = "; valid threshold flags: {flags}"
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[Optional[str]], Optional[str]]:
+    """A typer callback that rejects values outside *choices* as a usage error (exit 2)."""
+
+    def check(value: Optional[str]) -> Optional[str]:
+        if value is not None and value not in choices:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    return check
+
+
+def _threshold_option(name: str):
+    threshold = THRESHOLDS[name]
+    return typer.Option(threshold.flag, help=threshold.help, rich_help_panel=PANEL, show_default=False)
+
+
+MaxDeoMax = Annotated[Optional[float], _threshold_option("max_deo_max")]
+MaxDeoAvg = Annotated[Optional[float], _threshold_option("max_deo_avg")]
+MinAccuracy = Annotated[Optional[float], _threshold_option("min_accuracy")]
+MinWorstGroupAccuracy = Annotated[Optional[float], _threshold_option("min_worst_group_accuracy")]
+MaxAccuracyGap = Annotated[Optional[float], _threshold_option("max_accuracy_gap")]
+MaxEqualizedOdds = Annotated[Optional[float], _threshold_option("max_equalized_odds")]
+MaxAmplification = Annotated[Optional[float], _threshold_option("max_amplification")]
+MaxAmplificationDiff = Annotated[Optional[float], _threshold_option("max_amplification_diff")]
+
+ConfigPath = Annotated[Optional[Path], typer.Option(
+    "--config", rich_help_panel=PANEL, show_default=False,
+    help="Gate configuration: a ddaudit.toml or a pyproject.toml with \\[tool.ddaudit] "
+         "(default: ./ddaudit.toml, else ./pyproject.toml). Flags override it.",
+)]
+Profile = Annotated[Optional[str], typer.Option(
+    "--profile", rich_help_panel=PANEL, show_default=False,
+    help="Named profile from the configuration (\\[tool.ddaudit.profiles.NAME]) laid over its base settings.",
+)]
+GateOn = Annotated[Optional[str], typer.Option(
+    "--gate-on", metavar="|".join(GATE_ON_CHOICES), callback=_one_of(GATE_ON_CHOICES),
+    rich_help_panel=PANEL, show_default=False,
+    help="Compare the mean over evaluators, or the pessimistic end of its confidence interval "
+         "(inconclusive when the interval straddles the threshold). Default: mean.",
+)]
+Inconclusive = Annotated[Optional[str], typer.Option(
+    "--inconclusive", metavar="|".join(INCONCLUSIVE_CHOICES), callback=_one_of(INCONCLUSIVE_CHOICES),
+    rich_help_panel=PANEL, show_default=False,
+    help="What an undecidable gate does: error exits 3, pass exits 0, fail exits 1. Default: error.",
+)]
+MinGroupSize = Annotated[Optional[int], typer.Option(
+    "--min-group-size", min=0, rich_help_panel=PANEL, show_default=False,
+    help="Disparity gates are inconclusive when a (class, group) test cell has fewer samples. Default: 20.",
+)]
+ExitZero = Annotated[bool, typer.Option(
+    "--exit-zero", rich_help_panel=PANEL, help="Report gate results but exit 0 whatever they are.",
+)]
+JUnitPath = Annotated[Optional[Path], typer.Option(
+    "--junit", rich_help_panel=PANEL, show_default=False,
+    help="Write a JUnit XML file with one test case per gate.",
+)]
+Force = Annotated[bool, typer.Option("--force", help="Overwrite existing output files.")]
+
+
+class GateCommand(TyperCommand):
+    """A command whose unknown ``--max-*``/``--min-*`` flags list the valid thresholds.
+
+    Typer vendors click's exceptions in a private module, so the "no such option"
+    error is recognised by its class name and attributes rather than imported.
+    """
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except Exception as error:
+            name = getattr(error, "option_name", None)
+            if (type(error).__name__ == "NoSuchOption" and isinstance(name, str)
+                    and name.startswith(("--max-", "--min-")) and hasattr(error, "message")):
+                flags = ", ".join(threshold.flag for threshold in THRESHOLDS.values())
+                error.message += UNKNOWN_GATE_FLAG_SUFFIX.format(flags=flags)
+            raise
+
+
+@dataclass(frozen=True)
+class GateArgs:
+    """Resolved gate options: validated settings plus where the JUnit file goes."""
+
+    settings: GateSettings
+    junit: Path | None = None
+    force: bool = False
+
+    @property
+    def min_group_size(self) -> int:
+        return self.settings.min_group_size
+
+    @property
+    def gated(self) -> bool:
+        return bool(self.settings.thresholds)
+
+
+def collect_gate_args(
+    *,
+    max_deo_max: float | None = None,
+    max_deo_avg: float | None = None,
+    min_accuracy: float | None = None,
+    min_worst_group_accuracy: float | None = None,
+    max_accuracy_gap: float | None = None,
+    max_equalized_odds: float | None = None,
+    max_amplification: float | None = None,
+    max_amplification_diff: float | None = None,
+    config: Path | None = None,
+    profile: str | None = None,
+    gate_on: str | None = None,
+    inconclusive: str | None = None,
+    min_group_size: int | None = None,
+    exit_zero: bool = False,
+    junit: Path | None = None,
+    force: bool = False,
+    cwd: Path | None = None,
+) -> GateArgs:
+    """Merge flags over the configuration file and check them before any work starts.
+
+    Raises ``ConfigError`` (exit 2) for an unknown key or profile, a value out of
+    range, or a JUnit path that exists without *force*.
+    """
+    overrides = {
+        "max_deo_max": max_deo_max,
+        "max_deo_avg": max_deo_avg,
+        "min_accuracy": min_accuracy,
+        "min_worst_group_accuracy": min_worst_group_accuracy,
+        "max_accuracy_gap": max_accuracy_gap,
+        "max_equalized_odds": max_equalized_odds,
+        "max_amplification": max_amplification,
+        "max_amplification_diff": max_amplification_diff,
+        "gate_on": gate_on,
+        "inconclusive": inconclusive,
+        "min_group_size": min_group_size,
+        "exit_zero": True if exit_zero else None,
+    }
+    settings = resolve_gate_settings(overrides, config=config, profile=profile, cwd=cwd)
+    if junit is not None:
+        from ddaudit.report import check_writable
+
+        check_writable(junit, force)
+    return GateArgs(settings=settings, junit=junit, force=force)
+
+
+def report_label(report: dict, fallback: str = "report") -> str:
+    """How a report is named in tables, JUnit suites and annotations: its distilled set."""
+    synthetic = report.get("synthetic")
+    path = synthetic.get("path") if isinstance(synthetic, dict) else None
+    return str(path) if path else fallback
+
+
+def publish_gates(
+    suites: Sequence[tuple[str, GateOutcome, str | None]],
+    args: GateArgs,
+    console: Console,
+) -> int:
+    """Show, write and announce decided gates; return the exit code for all of them.
+
+    *suites* holds ``(label, outcome, annotated_file)`` per report.
+    """
+    for label, outcome, _ in suites:
+        render_gates(console, outcome, label)
+    if args.junit is not None:
+        write_junit(args.junit, [(label, outcome) for label, outcome, _ in suites], force=args.force)
+        console.print(f"wrote {args.junit}", markup=False, highlight=False)
+    if in_github_actions():
+        stream = getattr(console, "file", None) or sys.stderr
+        try:
+            emit_github(suites, stream)
+        except OSError as error:
+            console.print(f"warning: cannot append the gate table to $GITHUB_STEP_SUMMARY ({error.strerror})",
+                          markup=False, highlight=False)
+    return combined_exit_code([outcome for _, outcome, _ in suites])
+
+
+def finish_with_gates(report: dict, args: GateArgs, console: Console) -> int:
+    """Decide the gates on *report* (recording ``gates``/``status`` in it), show and
+    write the results, and return the exit code (0 pass, 1 fail, 3 inconclusive)."""
+    outcome = apply_gates(report, args.settings)
+    label = report_label(report)
+    return publish_gates([(label, outcome, annotated_file(label))], args, console)
+
+
+def annotated_file(path: str | Path) -> str | None:
+    """A repository-relative file GitHub can attach an annotation to, if *path* is one."""
+    path = Path(path)
+    return path.as_posix() if not path.is_absolute() and path.exists() else None
