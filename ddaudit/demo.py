@@ -54,6 +54,18 @@ VARIANTS = (("vanilla", "none"), ("fair", "sync"))
 Progress = Callable[[str, int, int], None]
 
 
+def set_path(out_dir: Path, settings: DemoSettings, dataset: str, mode: str) -> Path:
+    method = "DM" if mode == "none" else "DM-FairDD"
+    return out_dir / f"res_{method}_{dataset}_{settings.distill_model}_{settings.ipc}ipc.pt"
+
+
+def demo_outputs(out_dir: Path, settings: DemoSettings, dataset: str) -> list[Path]:
+    """Every file the demo writes, so all can be checked before minutes of work."""
+    sets = [set_path(out_dir, settings, dataset, mode) for _, mode in VARIANTS]
+    named = ["vanilla.json", "fair.json", "report.md", "synthetic_sets.png", "group_accuracy.png"]
+    return sets + [out_dir / name for name in named]
+
+
 def demo_settings(preset: str, device: str, **overrides) -> DemoSettings:
     if preset == "auto":
         preset = "gpu" if device.startswith("cuda") else "cpu"
@@ -95,8 +107,7 @@ def run_demo(
             mode=mode, model=settings.distill_model, lr_img=settings.lr_img, batch_real=settings.batch_real,
             dsa=settings.dsa, seed=seed, device=device, progress=step,
         )
-        method = "DM" if mode == "none" else "DM-FairDD"
-        path = out_dir / f"res_{method}_{dataset}_{settings.distill_model}_{settings.ipc}ipc.pt"
+        path = set_path(out_dir, settings, dataset, mode)
         save_dc_format(path, result.images, result.labels, force=force)
         files[f"{variant}_set"] = str(path)
         sets[variant] = SyntheticSet(images=result.images.detach().cpu(), labels=result.labels.cpu(), format="dc", path=str(path))

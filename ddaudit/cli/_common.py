@@ -11,6 +11,7 @@ from typing import Callable, Iterator
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ddaudit.errors import EXIT_INTERNAL, DDAuditError
@@ -41,15 +42,15 @@ def handle_errors(command: Callable) -> Callable:
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
         except DDAuditError as error:
-            make_console().print(f"[bold red]error:[/bold red] {error}", highlight=False)
+            make_console().print(f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(error.exit_code) from None
         except Exception as error:  # noqa: BLE001 - the last line of defence
             if os.environ.get("DDAUDIT_DEBUG"):
                 traceback.print_exc()
             make_console().print(
-                f"[bold red]internal error:[/bold red] {type(error).__name__}: {error} "
+                f"[bold red]internal error:[/bold red] {type(error).__name__}: {escape(str(error))} "
                 "(set DDAUDIT_DEBUG=1 for the traceback)",
-                highlight=False,
+                highlight=False, soft_wrap=True,
             )
             raise typer.Exit(EXIT_INTERNAL) from None
 

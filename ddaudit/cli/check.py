@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
 
 
 def check(
-    synthetic: Annotated[Path, typer.Argument(help="Distilled set: a file or folder.", show_default=False)],
+    synthetic: Annotated[list[Path], typer.Argument(help="Distilled set(s): files or folders (several: one audit each, worst exit code).", show_default=False)],
     real: Annotated[str, typer.Option("--real", "-r", help="Real dataset: PRESET or PRESET:ROOT (see `ddaudit datasets`).")],
     format: Annotated[Optional[str], typer.Option("--format", help="Force a reader: dc, mtt, datm, idc, tensors, npz, safetensors, imagefolder.")] = None,
     index: Annotated[int, typer.Option(help="Experiment index inside a DatasetCondensation res_*.pt (default: the last).")] = -1,
@@ -105,11 +105,14 @@ def check(
         inconclusive=inconclusive, min_group_size=min_group_size, exit_zero=exit_zero, junit=junit, force=force,
     )
     # Refuse to clobber outputs before spending minutes on training.
-    for out in (json_out, markdown, save_predictions):
-        if out is not None:
-            check_writable(out, force)
-    if not synthetic.exists():
-        raise InputError(f"{synthetic} does not exist")
+    per_file_outputs = [out for out in (json_out, markdown, save_predictions) if out is not None]
+    if len(synthetic) > 1 and per_file_outputs:
+        raise ConfigError("--json, --markdown and --save-predictions take one SYNTHETIC; audit the sets one at a time")
+    for out in per_file_outputs:
+        check_writable(out, force)
+    for path in synthetic:
+        if not path.exists():
+            raise InputError(f"{path} does not exist")
 
     real_options = parse_key_values(real_option, "--real-option")
     for key, value in (("bias_ratio", bias_ratio), ("target", target), ("sensitive", sensitive)):
@@ -120,18 +123,27 @@ def check(
             raise ConfigError("give --lr or --lr-file, not both")
         lr = _read_lr(lr_file)
 
-    with phase_progress(console) as progress:
-        result = audit(
-            synthetic, real, format=format, index=index, space=space.value, mean=mean or None, std=std or None,
-            real_options=real_options, protocol=protocol,
-            protocol_overrides={"model": model, "epochs": epochs, "lr": lr, "aug": aug, "batch_size": batch_size},
-            num_eval=num_eval, seed=seed, device=device, engine=engine.value, reference=reference,
-            full_reference=full_reference, cache_dir=cache_dir, min_group_size=gate_args.min_group_size,
-            n_boot=n_boot, confidence=confidence, progress=progress,
-        )
-    report = result.report
-    render_report(report, console)
-    code = gopt.finish_with_gates(report, gate_args, console)
+    from ddaudit.data import load_real
+    from ddaudit.gate import apply_gates
+
+    real_data = load_real(real, **real_options)
+    shared_references: dict = {}
+    suites = []
+    for path in synthetic:
+        with phase_progress(console) as progress:
+            result = audit(
+                path, real_data, format=format, index=index, space=space.value, mean=mean or None, std=std or None,
+                protocol=protocol,
+                protocol_overrides={"model": model, "epochs": epochs, "lr": lr, "aug": aug, "batch_size": batch_size},
+                num_eval=num_eval, seed=seed, device=device, engine=engine.value, reference=reference,
+                full_reference=full_reference, cache_dir=cache_dir, reference_cache=shared_references,
+                min_group_size=gate_args.min_group_size, n_boot=n_boot, confidence=confidence, progress=progress,
+            )
+        report = result.report
+        render_report(report, console)
+        label = gopt.report_label(report)
+        suites.append((label, apply_gates(report, gate_args.settings), gopt.annotated_file(label)))
+    code = gopt.publish_gates(suites, gate_args, console)
     if json_out is not None:
         write_json(json_out, report, force)
         console.print(f"wrote {json_out}")
@@ -139,7 +151,6 @@ def check(
         write_text(markdown, to_markdown(report), force)
         console.print(f"wrote {markdown}")
     if save_predictions is not None:
-        check_writable(save_predictions, force)
         result.save_predictions(save_predictions)
         console.print(f"wrote {save_predictions}")
     raise typer.Exit(code)

@@ -43,15 +43,18 @@ def demo(
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files in --out and --json.")] = False,
 ) -> None:
     from ddaudit.auditing import resolve_device
-    from ddaudit.demo import demo_settings, run_demo
+    from ddaudit.errors import ConfigError
+    from ddaudit.demo import demo_outputs, demo_settings, run_demo
     from ddaudit.report import check_writable, to_markdown, write_json, write_text
 
     console = make_console()
     device = resolve_device(device)
     settings = demo_settings(preset, device, ipc=ipc, iterations=iterations, num_eval=num_eval, eval_epochs=eval_epochs)
-    if json_out is not None:
-        check_writable(json_out, force)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder")
     out.mkdir(parents=True, exist_ok=True)
+    for path in [*demo_outputs(out, settings, dataset), *([json_out] if json_out else [])]:
+        check_writable(path, force)
     console.print(
         f"ddaudit demo ({settings.name} preset on {device}): {dataset}, bias ratio {bias_ratio}, ipc {settings.ipc}, "
         f"{settings.iterations} DM iterations, {settings.num_eval} x {settings.eval_model} evaluators "

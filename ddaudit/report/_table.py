@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ddaudit.report._rows import cell_matrix, headline_rows
@@ -15,7 +16,7 @@ def render_report(report: dict, console: Console, *, show_cells: bool = True) ->
         f"{syn.get('path')} ({syn.get('format')}, {syn.get('images')} images, ipc {syn.get('ipc')}) "
         f"on {real.get('name')}"
     )
-    table = Table(title=title, title_justify="left")
+    table = Table(title=escape(title), title_justify="left")
     table.add_column("metric (%)")
     table.add_column("distilled: mean ± std", justify="right")
     table.add_column("95% CI" if settings.get("confidence", 0.95) == 0.95 else "CI", justify="right")
@@ -45,4 +46,4 @@ def render_report(report: dict, console: Console, *, show_cells: bool = True) ->
             cells.add_row(str(name), *row)
         console.print(cells)
     for warning in report.get("warnings", []):
-        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)

@@ -1,0 +1,217 @@
+"""Deciding each gate on a saved report: pass, fail, or inconclusive with a reason.
+
+A gate never passes on evidence it cannot trust: a missing value, a NaN, an
+undersized (class, group) cell behind a disparity, or (with ``gate_on="ci"``)
+an interval that straddles the threshold all make it inconclusive, and the
+exit code says so (3) unless the user decides otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
+
+from ddaudit.errors import EXIT_GATE_FAILED, EXIT_INCONCLUSIVE, EXIT_OK
+from ddaudit.gate._settings import GateSettings
+from ddaudit.gate._thresholds import AT_MOST, THRESHOLDS, Threshold
+
+PASS, FAIL, INCONCLUSIVE, NOT_GATED = "pass", "fail", "inconclusive", "not_gated"
+
+MISSING_VALUE_REASON = "the report has no {metric}"
+UNDEFINED_VALUE_REASON = "{metric} is undefined (NaN or empty) in the report"
+MISSING_REFERENCE_REASON = "the report has no real reference for {metric}; run check with --reference"
+UNDEFINED_RATIO_REASON = "{metric} is undefined (the reference DEO_M is 0); gate on --max-amplification-diff instead"
+MISSING_INTERVAL_REASON = "the report has no confidence interval for {metric}; use --gate-on mean or more evaluators"
+STRADDLE_REASON = "interval [{low:.4g}, {high:.4g}] straddles the threshold {threshold:g}"
+NO_CELLS_REASON = "the report has no (class, group) cell counts to check group sizes"
+SMALL_CELLS_REASON = "{count} (class, group) cell(s) below min_group_size {size}: {cells}"
+POINT_VALUE_NOTE = "no interval for {metric}; compared its point value"
+MAX_LISTED_CELLS = 5
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """One threshold decided on one report. ``value`` is what was compared
+    (``basis`` says which: ``mean``, ``ci_low``, ``ci_high`` or ``value``)."""
+
+    name: str
+    metric: str
+    operator: str
+    threshold: float
+    value: float | None
+    passed: bool
+    inconclusive: bool
+    reason: str
+    basis: str
+
+    @property
+    def outcome(self) -> str:
+        return INCONCLUSIVE if self.inconclusive else (PASS if self.passed else FAIL)
+
+    @property
+    def flag(self) -> str:
+        return THRESHOLDS[self.name].flag
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def sentence(self) -> str:
+        """One line a CI log or annotation can show on its own."""
+        shown = "n/a" if self.value is None else f"{self.value:.4g}"
+        verdict = {PASS: "passed", FAIL: "FAILED", INCONCLUSIVE: "inconclusive"}[self.outcome]
+        text = f"{self.flag} {verdict}: {self.metric} ({self.basis}) = {shown}, required {self.operator} {self.threshold:g}"
+        return f"{text}; {self.reason}" if self.reason else text
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    """Every gate decided on one report, and what that means for the exit code."""
+
+    results: tuple[GateResult, ...]
+    settings: GateSettings
+
+    @property
+    def status(self) -> str:
+        if not self.results:
+            return NOT_GATED
+        outcomes = {result.outcome for result in self.results}
+        if FAIL in outcomes:
+            return FAIL
+        return INCONCLUSIVE if INCONCLUSIVE in outcomes else PASS
+
+    def count(self, outcome: str) -> int:
+        return sum(result.outcome == outcome for result in self.results)
+
+    @property
+    def exit_code(self) -> int:
+        """0 pass, 1 fail, 3 inconclusive (or 0/1 as ``inconclusive`` decides); 0 with ``exit_zero``."""
+        if self.settings.exit_zero:
+            return EXIT_OK
+        status = self.status
+        if status == FAIL:
+            return EXIT_GATE_FAILED
+        if status == INCONCLUSIVE:
+            return {"error": EXIT_INCONCLUSIVE, "pass": EXIT_OK, "fail": EXIT_GATE_FAILED}[self.settings.inconclusive]
+        return EXIT_OK
+
+
+def evaluate_gates(report: dict, settings: GateSettings) -> GateOutcome:
+    """Decide every threshold in *settings* on *report* (a ``ddaudit.report/1`` dict)."""
+    small = _small_cells(report, settings.min_group_size)
+    results = tuple(
+        _decide(THRESHOLDS[name], threshold, report, settings, small)
+        for name, threshold in settings.thresholds.items()
+    )
+    return GateOutcome(results=results, settings=settings)
+
+
+def apply_gates(report: dict, settings: GateSettings) -> GateOutcome:
+    """Evaluate, then record ``gates``, ``status`` and ``gate_settings`` in *report*."""
+    outcome = evaluate_gates(report, settings)
+    report["gates"] = [result.to_dict() for result in outcome.results]
+    report["status"] = outcome.status
+    report["gate_settings"] = settings.describe()
+    return outcome
+
+
+def combined_exit_code(outcomes: list[GateOutcome]) -> int:
+    """Several reports in one run: any failure fails; otherwise any inconclusive is 3."""
+    codes = {outcome.exit_code for outcome in outcomes}
+    for code in (EXIT_GATE_FAILED, EXIT_INCONCLUSIVE):
+        if code in codes:
+            return code
+    return EXIT_OK
+
+
+class _Decision(NamedTuple):
+    value: float | None
+    passed: bool
+    inconclusive: bool
+    reason: str
+    basis: str
+
+
+def _decide(threshold: Threshold, limit: float, report: dict, settings: GateSettings, small: str | None) -> GateResult:
+    entry = _lookup(report, threshold.entry)
+    if entry is None:
+        template = MISSING_VALUE_REASON if threshold.has_interval else MISSING_REFERENCE_REASON
+        decision = _Decision(None, False, True, template.format(metric=threshold.metric), "value")
+    elif threshold.has_interval and settings.gate_on == "ci":
+        decision = _decide_on_interval(threshold, limit, entry)
+    else:
+        decision = _decide_on_point(threshold, limit, entry, settings.gate_on)
+    if not decision.inconclusive and threshold.needs_cells and small is not None:
+        decision = decision._replace(passed=False, inconclusive=True, reason=small)
+    return GateResult(threshold.name, threshold.metric, threshold.operator, limit, *decision)
+
+
+def _decide_on_point(threshold: Threshold, limit: float, entry: dict, gate_on: str) -> _Decision:
+    basis = "mean" if threshold.has_interval else "value"
+    value = _number(entry.get(threshold.value_key or "mean"))
+    if value is None or not math.isfinite(value):
+        template = UNDEFINED_RATIO_REASON if threshold.value_key == "ratio" else UNDEFINED_VALUE_REASON
+        return _Decision(None, False, True, template.format(metric=threshold.metric), basis)
+    note = POINT_VALUE_NOTE.format(metric=threshold.metric) if gate_on == "ci" and not threshold.has_interval else ""
+    return _Decision(value, _holds(threshold, value, limit), False, note, basis)
+
+
+def _decide_on_interval(threshold: Threshold, limit: float, entry: dict) -> _Decision:
+    """Pass only if the pessimistic end holds, fail only if even the optimistic end fails."""
+    interval = entry.get("ci")
+    bounds = [_number(end) for end in interval] if isinstance(interval, (list, tuple)) and len(interval) == 2 else None
+    basis = "ci_high" if threshold.operator == AT_MOST else "ci_low"
+    if bounds is None or any(end is None or not math.isfinite(end) for end in bounds):
+        return _Decision(None, False, True, MISSING_INTERVAL_REASON.format(metric=threshold.metric), basis)
+    low, high = sorted(bounds)
+    pessimistic, optimistic = (high, low) if threshold.operator == AT_MOST else (low, high)
+    if _holds(threshold, pessimistic, limit):
+        return _Decision(pessimistic, True, False, "", basis)
+    if not _holds(threshold, optimistic, limit):
+        return _Decision(pessimistic, False, False, "", basis)
+    return _Decision(pessimistic, False, True, STRADDLE_REASON.format(low=low, high=high, threshold=limit), basis)
+
+
+def _holds(threshold: Threshold, value: float, limit: float) -> bool:
+    return value <= limit if threshold.operator == AT_MOST else value >= limit
+
+
+def _lookup(report: dict, path: tuple[str, ...]) -> dict | None:
+    """The dict at *path* in *report*, or None when any step is missing."""
+    node = report
+    for key in path:
+        if not isinstance(node, dict) or not isinstance(node.get(key), dict):
+            return None
+        node = node[key]
+    return node
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _small_cells(report: dict, min_group_size: int) -> str | None:
+    """The reason cell-based gates cannot be trusted, or None when every cell is big enough."""
+    cells = report.get("cells")
+    if not isinstance(cells, list) or not cells:
+        return NO_CELLS_REASON
+    real = report.get("real") if isinstance(report.get("real"), dict) else {}
+    class_names = real.get("class_names") or []
+    group_names = real.get("group_names") or []
+
+    def name(names, index) -> str:
+        return str(names[index]) if isinstance(index, int) and 0 <= index < len(names) else str(index)
+
+    small = [
+        f"class {name(class_names, cell.get('class'))} x group {name(group_names, cell.get('group'))} (n={cell.get('count')})"
+        for cell in cells
+        if not isinstance(cell, dict) or _number(cell.get("count")) is None or cell["count"] < min_group_size
+    ]
+    if not small:
+        return None
+    listed = ", ".join(small[:MAX_LISTED_CELLS])
+    if len(small) > MAX_LISTED_CELLS:
+        listed += f" and {len(small) - MAX_LISTED_CELLS} more"
+    return SMALL_CELLS_REASON.format(count=len(small), size=min_group_size, cells=listed)

@@ -1,0 +1,100 @@
+"""The thresholds a fairness gate can enforce, and the values each accepts.
+
+One registry drives the CLI flags, the configuration keys, the error messages
+that list valid names and the evaluation, so a new gate is one entry here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ddaudit.errors import ConfigError
+
+#: ``--max-*`` gates pass when the value is at most the threshold; ``--min-*`` when at least.
+AT_MOST = "<="
+AT_LEAST = ">="
+
+BAD_THRESHOLD_TYPE_MESSAGE = "{where}: {name} must be a number, got {value!r}"
+BAD_THRESHOLD_RANGE_MESSAGE = "{where}: {name} must lie in [{low:g}, {high:g}], got {value!r}{hint}"
+PERCENT_HINT = " (thresholds are fractions: write {fraction:g} for {value:g} %)"
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A named limit on one report value.
+
+    ``entry`` locates the dict holding the value in the report. Metric summaries
+    (``metrics.<m>``) hold a ``mean`` and a ``ci``, so ``value_key`` is None;
+    amplification entries hold point values (``value_key`` ``ratio`` or
+    ``difference``). ``needs_cells`` marks disparities built from per-(class,
+    group) accuracies: an undersized cell makes them untrustworthy.
+    """
+
+    name: str
+    entry: tuple[str, ...]
+    operator: str
+    label: str
+    help: str
+    value_key: str | None = None
+    low: float = 0.0
+    high: float = 1.0
+    needs_cells: bool = True
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def has_interval(self) -> bool:
+        return self.value_key is None
+
+    @property
+    def metric(self) -> str:
+        """How the gate names its value in reports: ``deo_max`` or ``amplification.deo_max.ratio``."""
+        if self.has_interval:
+            return ".".join(self.entry[1:])
+        return ".".join((*self.entry, self.value_key))
+
+    def validate(self, value: object, where: str) -> float:
+        """The threshold as a float, or a ConfigError naming *where* it came from."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(BAD_THRESHOLD_TYPE_MESSAGE.format(where=where, name=self.name, value=value))
+        number = float(value)
+        if math.isnan(number) or not self.low <= number <= self.high:
+            hint = ""
+            if self.high == 1.0 and 1.0 < number <= 100.0:
+                hint = PERCENT_HINT.format(fraction=number / 100.0, value=number)
+            raise ConfigError(BAD_THRESHOLD_RANGE_MESSAGE.format(
+                where=where, name=self.name, low=self.low, high=self.high, value=value, hint=hint,
+            ))
+        return number
+
+
+_ALL = (
+    Threshold("max_deo_max", ("metrics", "deo_max"), AT_MOST, "DEO_M",
+              "Fail when DEO_M (largest per-class accuracy gap between groups) exceeds this fraction."),
+    Threshold("max_deo_avg", ("metrics", "deo_avg"), AT_MOST, "DEO_A",
+              "Fail when DEO_A (mean per-class accuracy gap between groups) exceeds this fraction."),
+    Threshold("min_accuracy", ("metrics", "accuracy"), AT_LEAST, "accuracy",
+              "Fail when the test accuracy is below this fraction.", needs_cells=False),
+    Threshold("min_worst_group_accuracy", ("metrics", "worst_group_accuracy"), AT_LEAST, "worst-group accuracy",
+              "Fail when the accuracy of the worst group is below this fraction."),
+    Threshold("max_accuracy_gap", ("metrics", "accuracy_gap"), AT_MOST, "accuracy gap",
+              "Fail when the gap between the best and worst group accuracy exceeds this fraction."),
+    Threshold("max_equalized_odds", ("metrics", "equalized_odds_difference"), AT_MOST, "equalized odds difference",
+              "Fail when the equalized-odds difference exceeds this fraction."),
+    Threshold("max_amplification", ("amplification", "deo_max"), AT_MOST, "DEO_M amplification ratio",
+              "Fail when DEO_M on the distilled set divided by DEO_M on the real reference exceeds this ratio.",
+              value_key="ratio", high=math.inf),
+    Threshold("max_amplification_diff", ("amplification", "deo_max"), AT_MOST, "DEO_M amplification difference",
+              "Fail when DEO_M on the distilled set minus DEO_M on the real reference exceeds this fraction.",
+              value_key="difference", low=-1.0),
+)
+
+#: Every threshold by name, in the order gates are reported.
+THRESHOLDS: dict[str, Threshold] = {threshold.name: threshold for threshold in _ALL}
+
+
+def threshold_names() -> list[str]:
+    return list(THRESHOLDS)
