@@ -168,3 +168,22 @@ def test_python_api_matches_report_shape(real, sets):
         assert 0.0 <= entry["mean"] <= 1.0
     assert report["settings"]["evaluator_seeds"] == result.report["settings"]["evaluator_seeds"]
     assert result.predictions["y_pred"].shape == (2, len(real.test))
+
+
+def test_check_reports_recovery_of_weights_and_pseudo_groups(real, sets, tmp_path):
+    from ddaudit.mitigate import save_groups, save_weights
+
+    aligned_rows = torch.as_tensor(real.meta["bias_aligned_train"])
+    weights = torch.where(aligned_rows, 1.0, 4.0)
+    save_weights(tmp_path / "w.pt", weights, settings={}, dataset="cmnist-fg")
+    save_groups(tmp_path / "g.pt", real.train.a.clone(), settings={}, dataset="cmnist-fg")
+    out = tmp_path / "r.json"
+    proc = run_check(str(sets[0]), "--real", "cmnist-fg", "--real-option", "n_test=60", "--protocol", "quick",
+                     "--model", "MLP", "--epochs", "2", "--num-eval", "1", "--no-reference", "--n-boot", "50",
+                     "--weights", str(tmp_path / "w.pt"), "--pseudo-groups", str(tmp_path / "g.pt"), "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    recovery = json.loads(out.read_text())["recovery"]
+    assert recovery["weights"]["ratio"] == pytest.approx(4.0)
+    assert recovery["weights"]["auc"] == pytest.approx(1.0)
+    assert recovery["pseudo_groups"]["ari"] == pytest.approx(1.0)
+    assert "4.0x" in proc.stderr

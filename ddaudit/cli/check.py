@@ -72,6 +72,8 @@ def check(
     cache_dir: Annotated[Optional[Path], typer.Option(help="Where to cache full-reference predictions.")] = None,
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for confidence intervals.")] = 1000,
     confidence: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.95,
+    weights: Annotated[Optional[Path], typer.Option("--weights", help="A `ddaudit weights` file: report how well its weights single out the real data's minority groups.")] = None,
+    pseudo_groups: Annotated[Optional[Path], typer.Option("--pseudo-groups", help="A pseudo-groups file: report its adjusted Rand index against the true groups.")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the report as JSON (schema ddaudit.report/1).")] = None,
     markdown: Annotated[Optional[Path], typer.Option(help="Write the report as Markdown.")] = None,
     save_predictions: Annotated[Optional[Path], typer.Option(help="Write y_true, group and per-evaluator y_pred to an .npz.")] = None,
@@ -127,6 +129,7 @@ def check(
     from ddaudit.gate import apply_gates
 
     real_data = load_real(real, **real_options)
+    recovery = _recovery(real_data, weights, pseudo_groups)
     shared_references: dict = {}
     suites = []
     for path in synthetic:
@@ -140,6 +143,8 @@ def check(
                 min_group_size=gate_args.min_group_size, n_boot=n_boot, confidence=confidence, progress=progress,
             )
         report = result.report
+        if recovery is not None:
+            report["recovery"] = recovery
         render_report(report, console)
         label = gopt.report_label(report)
         suites.append((label, apply_gates(report, gate_args.settings), gopt.annotated_file(label)))
@@ -154,6 +159,22 @@ def check(
         result.save_predictions(save_predictions)
         console.print(f"wrote {save_predictions}")
     raise typer.Exit(code)
+
+
+def _recovery(real_data, weights: Path | None, groups: Path | None) -> dict | None:
+    """How well KDE weights / pseudo-groups (aligned with the real training order) recover the true groups."""
+    if weights is None and groups is None:
+        return None
+    from ddaudit.errors import InputError
+    from ddaudit.mitigate import load_groups, load_weights, recovery_report
+
+    w = None if weights is None else load_weights(weights)["weights"]
+    g = None if groups is None else load_groups(groups)["groups"]
+    size = None if real_data.train is None else len(real_data.train)
+    for name, vector in (("--weights", w), ("--pseudo-groups", g)):
+        if vector is not None and size is not None and len(vector) != size:
+            raise InputError(f"{name} holds {len(vector)} values but {real_data.name} has {size} training rows")
+    return recovery_report(real_data, weights=w, groups=g)
 
 
 def _read_lr(path: Path) -> float:

@@ -24,9 +24,9 @@ WEIGHTS_HELP = """Compute per-sample weights that up-weight bias-conflicting tra
 
 Trains a supervised-contrastive surrogate on the real training set, embeds every
 training image, estimates each image's density among the images of its class with a
-Gaussian KDE and writes the normalised inverse density (mean 1 per class) to OUTPUT,
+Gaussian KDE and writes the normalised inverse density (mean 1 per class) to --output,
 aligned with the dataset's training order: {"weights", "labels", "settings", "dataset"}.
-Use it with `ddaudit run --mode weights --weights OUTPUT` or fair_matching(mode="weights").
+Use it with `ddaudit run --mode weights --weights FILE` or fair_matching(mode="weights").
 
 --pseudo-groups FILE also clusters each class's embeddings (DBSCAN) and writes group
 ids usable as --groups by the sync and barycenter modes, for data without group labels.
@@ -107,9 +107,17 @@ def weights(
 ) -> None:
     from ddaudit.data import load_real
     from ddaudit.errors import ConfigError, InputError
-    from ddaudit.mitigate.kde import NORMALIZATIONS, class_log_density, inverse_density_weights, parse_bandwidth, save_weights
-    from ddaudit.mitigate.pseudo_groups import METHODS, pseudo_groups, save_groups
-    from ddaudit.mitigate.recovery import group_recovery, majority_group_mask, weight_recovery
+    from ddaudit.mitigate.kde import (
+        NORMALIZATIONS,
+        check_weight_options,
+        class_log_density,
+        effective_sample_size,
+        inverse_density_weights,
+        parse_bandwidth,
+        save_weights,
+    )
+    from ddaudit.mitigate.pseudo_groups import METHODS, check_pseudo_group_options, pseudo_groups, save_groups
+    from ddaudit.mitigate.recovery import recovery_report
     from ddaudit.mitigate.surrogate import SurrogateSettings, resolve_device, surrogate_embeddings
     from ddaudit.report import check_writable
 
@@ -125,6 +133,9 @@ def weights(
         raise ConfigError(ERR_PSEUDO_METHOD.format(value=pseudo_method))
     if pseudo_method == "kmeans" and pseudo_groups_out is not None and n_groups is None:
         raise ConfigError(ERR_KMEANS_GROUPS)
+    check_weight_options(power=power, normalize=normalize, max_weight=max_weight, chunk_size=chunk_size)
+    if pseudo_groups_out is not None:
+        check_pseudo_group_options(method=pseudo_method, eps=eps, n_groups=n_groups)
     rule = parse_bandwidth(bandwidth)
     settings = SurrogateSettings(model=model, epochs=epochs, batch_size=batch_size, temperature=temperature, seed=seed)
     torch_device = resolve_device(device)
@@ -156,13 +167,10 @@ def weights(
                 progress=phase("pseudo-groups per class"),
             )
 
-    has_groups = data.num_groups > 1 and train.a is not None
-    aligned = data.meta.get("bias_aligned_train") if has_groups else None
-    if has_groups and aligned is None:
-        aligned = majority_group_mask(train.y, train.a)
-    weight_summary = None
-    if aligned is not None and 0 < int(aligned.sum()) < len(train):
-        weight_summary = weight_recovery(sample_weights, aligned)
+    has_groups = data.num_groups > 1
+    recovery = recovery_report(data, weights=sample_weights, groups=groups) if has_groups else {}
+    weight_summary = recovery.get("weights")
+    group_summary = recovery.get("pseudo_groups")
 
     common = {
         "dataset_spec": real, "real_options": real_options, "device": str(torch_device),
@@ -174,21 +182,24 @@ def weights(
     }
     save_weights(output, sample_weights, settings=kde_settings, dataset=data.name, labels=train.y,
                  recovery=weight_summary, force=force)
+    sizes = sorted(effective_sample_size(sample_weights, train.y).values())
     console.print(f"wrote {output}: {len(train)} weights (mean 1 per class, max {float(sample_weights.max()):.3g})")
+    console.print(
+        f"  effective sample size per class: min {sizes[0]:.1f}, median {sizes[len(sizes) // 2]:.1f} "
+        f"(of {len(train) / max(1, len(sizes)):.0f} images on average)"
+    )
     if weight_summary is not None:
         console.print(
             f"  bias-conflicting mean weight {weight_summary['mean_conflicting']:.3g} vs aligned "
             f"{weight_summary['mean_aligned']:.3g} (x{weight_summary['ratio']:.3g}, AUC {weight_summary['auc']:.3f})"
         )
     if groups is not None:
-        group_summary = group_recovery(groups, train.a, train.y) if has_groups else None
         group_settings = {**common, "method": pseudo_method, "eps": eps, "n_groups": n_groups, "seed": seed}
         save_groups(pseudo_groups_out, groups, settings=group_settings, dataset=data.name, labels=train.y,
                     recovery=group_summary, force=force)
-        sizes = group_summary["num_pseudo_groups"] if group_summary else None
         console.print(f"wrote {pseudo_groups_out}: pseudo-groups for {len(train)} samples")
         if group_summary is not None:
+            counts = ", ".join(str(v) for v in group_summary["num_pseudo_groups"].values())
             console.print(
-                f"  adjusted Rand index vs true groups {group_summary['ari']:.3f} "
-                f"(pseudo-groups per class: {', '.join(str(v) for v in sizes.values())})"
+                f"  adjusted Rand index vs true groups {group_summary['ari']:.3f} (pseudo-groups per class: {counts})"
             )

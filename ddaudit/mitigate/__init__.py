@@ -1,4 +1,14 @@
-"""Group-fair matching targets: per-row scales for synchronized, barycenter and weighted matching."""
+"""Group-fair matching targets and the data they need.
+
+``groups``: per-row scales for synchronized, barycenter and weighted matching.
+``kde``/``surrogate``: Cui et al.'s KDE sample weights from a supervised-contrastive
+embedding. ``pseudo_groups``: groups for users without labels. ``recovery``: how
+well either recovers the true groups. The heavier modules load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 from ddaudit.mitigate.groups import (
     MODES,
@@ -11,6 +21,16 @@ from ddaudit.mitigate.groups import (
     target_weights,
 )
 
+_LAZY = {
+    **{name: "kde" for name in (
+        "kde_weights", "kde_log_density", "class_log_density", "inverse_density_weights",
+        "effective_sample_size", "select_bandwidth", "save_weights", "load_weights",
+    )},
+    **{name: "surrogate" for name in ("SurrogateSettings", "supcon_loss", "train_surrogate", "surrogate_embeddings")},
+    **{name: "pseudo_groups" for name in ("save_groups", "load_groups")},
+    **{name: "recovery" for name in ("weight_recovery", "group_recovery", "recovery_report")},
+}
+
 __all__ = [
     "MODES",
     "check_groups",
@@ -20,4 +40,13 @@ __all__ = [
     "row_scales",
     "sync_scale",
     "target_weights",
+    *_LAZY,
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"ddaudit.mitigate.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ddaudit.mitigate' has no attribute {name!r}")

@@ -14,6 +14,7 @@ from sklearn.metrics import adjusted_rand_score, roc_auc_score
 from ddaudit.errors import InputError
 
 ERR_LENGTH = "{name} has {got} entries but there are {want} samples; files must follow the dataset's order."
+ERR_NO_TRUE_GROUPS = "dataset {name!r} has no training split with several groups; recovery needs true group labels."
 ERR_NO_SPLIT = "bias_aligned must contain both aligned and conflicting samples to compare weights."
 
 
@@ -80,9 +81,36 @@ def group_recovery(pseudo_groups, true_groups, labels=None) -> dict:
         rows = y == cls
         score = float(adjusted_rand_score(true[rows], pseudo[rows]))
         per_class[int(cls)] = score
-        total += score * rows.sum()
+        total += score * int(rows.sum())
     return {
-        "ari": total / len(pseudo) if len(pseudo) else float("nan"),
+        "ari": float(total / len(pseudo)) if len(pseudo) else float("nan"),
         "ari_per_class": per_class,
         "num_pseudo_groups": {int(c): int(len(np.unique(pseudo[y == c]))) for c in np.unique(y)},
     }
+
+
+def recovery_report(real, *, weights=None, groups=None) -> dict:
+    """Recovery of the true groups of ``real.train`` by sample *weights* and/or pseudo-*groups*.
+
+    *real* is a :class:`~ddaudit.data.RealData` with group labels; both vectors
+    follow its training order. Bias-aligned samples are ``real.meta["bias_aligned_train"]``
+    when the preset records them, else the majority group of each class.
+    Returns ``{"weights": weight_recovery(...), "pseudo_groups": group_recovery(...)}``
+    for the vectors given ("weights" is left out when no sample is bias-conflicting).
+    """
+    train = real.train
+    if train is None or real.num_groups < 2:
+        raise InputError(ERR_NO_TRUE_GROUPS.format(name=real.name))
+    report: dict = {}
+    if weights is not None:
+        aligned = real.meta.get("bias_aligned_train")
+        if aligned is None:
+            aligned = majority_group_mask(train.y, train.a)
+        _as_numpy(weights, "weights", len(train))
+        share = float(_as_numpy(aligned, "bias_aligned", len(train)).mean())
+        if 0.0 < share < 1.0:
+            report["weights"] = weight_recovery(weights, aligned)
+    if groups is not None:
+        _as_numpy(groups, "pseudo_groups", len(train))
+        report["pseudo_groups"] = group_recovery(groups, train.a, train.y)
+    return report

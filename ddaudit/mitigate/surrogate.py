@@ -26,8 +26,8 @@ from ddaudit.errors import ConfigError, InputError
 ERR_TEMPERATURE = "temperature must be a positive number; got {value!r}."
 ERR_FEATURES = "features must be (N, D) and labels (N,) with the same N; got {features} and {labels}."
 ERR_IMAGES = "images must be a float tensor (N, C, H, W) with labels (N,); got {images} and {labels}."
-ERR_SETTING = "surrogate setting {name}={value!r} must be a positive number."
-ERR_DEVICE = "device {device!r} is not available here; use 'cpu' or an existing 'cuda:N'."
+ERR_SETTING = "surrogate setting {name}={value!r} must be a positive number (a whole number for sizes and epochs)."
+ERR_DEVICE = "device {device!r} is not available here; use 'auto', 'cpu' or an existing 'cuda:N'."
 
 
 def supcon_loss(features: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
@@ -62,11 +62,13 @@ def supcon_loss(features: torch.Tensor, labels: torch.Tensor, temperature: float
 class SupConSurrogate(nn.Module):
     """Backbone (``.embed``) plus projection head; ``forward`` returns unit-norm embeddings."""
 
-    def __init__(self, backbone: nn.Module, feature_dim: int, proj_dim: int, generator: torch.Generator):
+    def __init__(
+        self, backbone: nn.Module, feature_dim: int, head_dim: int, proj_dim: int, generator: torch.Generator
+    ):
         super().__init__()
         self.backbone = backbone
         self.head = nn.Sequential(
-            nn.Linear(feature_dim, feature_dim), nn.ReLU(inplace=True), nn.Linear(feature_dim, proj_dim)
+            nn.Linear(feature_dim, head_dim), nn.ReLU(inplace=True), nn.Linear(head_dim, proj_dim)
         )
         for layer in self.head:
             if isinstance(layer, nn.Linear):
@@ -88,15 +90,17 @@ class SurrogateSettings:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     temperature: float = 0.1
+    head_dim: int = 512
     proj_dim: int = 128
     max_shift: float = 0.125
     max_scale: float = 0.1
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "lr", "temperature", "proj_dim"):
+        for name in ("epochs", "batch_size", "head_dim", "proj_dim", "lr", "temperature"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            kinds = int if name in ("epochs", "batch_size", "head_dim", "proj_dim") else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kinds) or not value > 0:
                 raise ConfigError(ERR_SETTING.format(name=name, value=value))
 
     def to_dict(self) -> dict:
@@ -117,9 +121,17 @@ def random_affine_views(x: torch.Tensor, generator: torch.Generator, max_shift: 
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def _resolve_device(device: str | torch.device) -> torch.device:
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` is the first GPU when there is one, else the CPU; a missing GPU is a ConfigError."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(ERR_DEVICE.format(device=str(device))) from None
+    if device.type == "cuda" and (
+        not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()
+    ):
         raise ConfigError(ERR_DEVICE.format(device=str(device)))
     return device
 
@@ -143,7 +155,7 @@ def build_surrogate(settings: SurrogateSettings, channel: int, num_classes: int,
     with torch.no_grad():
         feature_dim = backbone.embed(torch.zeros(2, channel, *im_size)).shape[1]
     generator = torch.Generator().manual_seed(settings.seed + 1)
-    return SupConSurrogate(backbone, feature_dim, settings.proj_dim, generator)
+    return SupConSurrogate(backbone, feature_dim, settings.head_dim, settings.proj_dim, generator)
 
 
 def train_surrogate(
@@ -163,7 +175,7 @@ def train_surrogate(
     *device*.
     """
     _check_images(images, labels)
-    device = _resolve_device(device)
+    device = resolve_device(device)
     num_classes = int(labels.max()) + 1 if num_classes is None else num_classes
     model = build_surrogate(settings, images.shape[1], num_classes, tuple(images.shape[2:])).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
@@ -201,9 +213,23 @@ def embed_images(
     model: SupConSurrogate, images: torch.Tensor, *, batch_size: int = 1024, device: str | torch.device | None = None
 ) -> torch.Tensor:
     """Unit-norm surrogate embeddings (N, proj_dim) of *images*, in their order, on CPU."""
-    device = next(model.parameters()).device if device is None else _resolve_device(device)
+    device = next(model.parameters()).device if device is None else resolve_device(device)
     model = model.to(device).eval()
     chunks = [model(images[i : i + batch_size].to(device)).cpu() for i in range(0, images.shape[0], batch_size)]
     if not chunks:
         return torch.zeros(0, model.head[-1].out_features)
     return torch.cat(chunks)
+
+
+def surrogate_embeddings(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    settings: SurrogateSettings = SurrogateSettings(),
+    *,
+    num_classes: int | None = None,
+    device: str | torch.device = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
+    """Train a surrogate on the training set and return its embeddings (N, proj_dim), in dataset order."""
+    model = train_surrogate(images, labels, settings, num_classes=num_classes, device=device, progress=progress)
+    return embed_images(model, images)

@@ -45,5 +45,14 @@ def render_report(report: dict, console: Console, *, show_cells: bool = True) ->
         for name, row in zip(classes, grid):
             cells.add_row(str(name), *row)
         console.print(cells)
+    recovery = report.get("recovery") or {}
+    if "weights" in recovery:
+        w = recovery["weights"]
+        console.print(
+            f"weights: minority (bias-conflicting) rows get {w['ratio']:.1f}x the mean weight of majority rows "
+            f"(AUC {w['auc']:.3f}, {w['n_conflicting']} vs {w['n_aligned']} rows)"
+        )
+    if "pseudo_groups" in recovery:
+        console.print(f"pseudo-groups: adjusted Rand index {recovery['pseudo_groups']['ari']:.3f} against the true groups")
     for warning in report.get("warnings", []):
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
