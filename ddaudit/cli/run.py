@@ -15,20 +15,11 @@ from ddaudit.errors import ConfigError, DDAuditError
 
 RUN_HELP = """Run a third-party distillation script unchanged, with fair matching patched in.
 
-Everything after `--` is the script and its own arguments, e.g.
+Everything after `--` is the script and its own arguments, e.g. `ddaudit run --codebase datasetcondensation --mode sync --dataset cmnist-fg -- main_DM.py --ipc 10`.
 
-  ddaudit run --codebase datasetcondensation --mode sync --dataset cmnist-fg -- main_DM.py --ipc 10
+The script runs in this process with its codebase's loss sites patched (DatasetCondensation main_DM.py / main.py, mtt-distillation buffer.py / distill.py, IDC/DREAM condense.py); every patch is undone when it ends, also on error. Groups come from --groups FILE (one integer per training row of the script's dataset, in its order) or from --dataset PRESET, which replaces what the script's get_dataset returns. Seeds are pinned (the codebases reseed from the wall clock). The script writes its own output files, which `ddaudit check` reads as they are.
 
-The script runs in this process with the codebase's loss sites patched
-(DatasetCondensation main_DM.py / main.py, mtt-distillation buffer.py / distill.py,
-IDC/DREAM condense.py); every patch is undone when it ends, also on error. Groups
-come from --groups FILE (one integer per training row of the script's dataset) or
-from --dataset PRESET, which replaces the data the script's get_dataset returns.
-Seeds are pinned (the codebases reseed from the wall clock). The script writes its
-own output files, which `ddaudit check` reads as they are.
-
-Exit codes: 0 success, 2 usage/input error or a codebase that does not look as
-expected, otherwise the script's own exit status (1 when it raised).
+Exit codes: 0 success, 2 usage/input error or a codebase that does not look as expected, otherwise the script's own exit status (1 when it raised).
 """
 
 NO_SCRIPT = "give the script to run after `--`, e.g. `ddaudit run --codebase datasetcondensation -- main_DM.py --ipc 10`"
@@ -51,6 +42,7 @@ def register(app: typer.Typer) -> None:
     app.command(
         "run",
         help=RUN_HELP,
+        options_metavar="[OPTIONS] -- SCRIPT [SCRIPT ARGS]...",
         context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     )(handle_errors(run))
 

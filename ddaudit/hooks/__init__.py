@@ -2,8 +2,11 @@
 
 ``fair_matching`` wraps a per-class matching loss; the groups of the real rows come
 from a ``groups=`` keyword, a :class:`GroupTagged` batch or a :func:`group_context`.
-Patchers for third-party codebases live in :mod:`ddaudit.hooks.patchers`.
+Patchers for third-party codebases live in :mod:`ddaudit.hooks.patchers`
+(``with ddaudit.hooks.patch("datasetcondensation", "main_DM.py", ...) as session:``).
 """
+
+from __future__ import annotations
 
 from ddaudit.hooks.context import GroupContext, GroupTagged, current_group_context, group_context
 from ddaudit.hooks.fair_matching import FairMatchingLoss, MatchingStats, SmallGroupWarning, fair_matching
@@ -17,4 +20,14 @@ __all__ = [
     "current_group_context",
     "fair_matching",
     "group_context",
+    "patch",
 ]
+
+
+def __getattr__(name: str):
+    """``patch`` loads the patcher machinery only when asked for."""
+    if name == "patch":
+        from ddaudit.hooks.patchers import patch
+
+        return patch
+    raise AttributeError(f"module 'ddaudit.hooks' has no attribute {name!r}")

@@ -1,0 +1,138 @@
+"""Recover which training rows a real batch holds, without touching the script.
+
+DatasetCondensation keeps its real pool inside ``main()`` and draws a class batch
+with a closure::
+
+    def get_images(c, n):
+        idx_shuffle = np.random.permutation(indices_class[c])[:n]
+        return images_all[idx_shuffle]
+
+:class:`DrawRecorder` replaces ``numpy.random.permutation`` for the codebase's own
+frames. When the argument is a list of training-row indices it returns the same
+permutation (drawn from the same generator, so the run is unchanged) as an array
+that notes the slice taken from it: the rows ``get_images`` returned. A loss
+interceptor later claims the most recent draws whose sizes add up to the real
+batch it sees, newest last, so both one class batch and the concatenated
+``(num_classes * batch_real)`` batch of the BatchNorm branch resolve.
+
+Limits: the closure must draw with ``numpy.random.permutation(<index list>)``
+(a fork that uses ``torch.randperm`` or a DataLoader is refused with a
+:class:`~ddaudit.errors.PatchError` at the first real batch), and rows must reach
+the loss in drawn order (DSA reorders nothing). Draws that no loss claims (the
+``--init real`` draws, BatchNorm statistics) are dropped when a later batch is claimed.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from ddaudit.hooks.patchers._groups import GroupTable
+
+#: Draws kept while nothing claims them (bounded so an unclaimed loop cannot grow memory).
+MAX_PENDING_DRAWS = 4096
+
+
+@dataclass
+class Draw:
+    """Training-row indices drawn for one real batch, and their class when known."""
+
+    indices: np.ndarray
+    cls: int | None
+
+
+class _DrawnIndices(np.ndarray):
+    """A permutation that records the slice the caller keeps (``perm[:n]``)."""
+
+    _draw: Draw | None = None
+
+    def __array_finalize__(self, obj) -> None:
+        self._draw = getattr(obj, "_draw", None)
+
+    def __getitem__(self, key):
+        out = np.ndarray.__getitem__(self.view(np.ndarray), key)
+        if isinstance(key, slice) and self._draw is not None:
+            self._draw.indices = np.array(out, copy=True)
+        return out
+
+
+class DrawRecorder:
+    """Records index draws made by the codebase; hands them to the loss interceptors."""
+
+    def __init__(self, table: GroupTable, covers) -> None:
+        self._table = table
+        self._covers = covers
+        self._draws: list[Draw] = []
+        self.recorded = 0
+
+    def _index_list(self, value) -> np.ndarray | None:
+        if not isinstance(value, (list, tuple, np.ndarray)):
+            return None
+        array = np.asarray(value)
+        if array.ndim != 1 or array.size == 0 or array.dtype.kind not in "iu":
+            return None
+        size = self._table.size
+        if array.min() < 0 or (size is not None and array.max() >= size):
+            return None
+        return array
+
+    def patched_permutation(self, original):
+        """``numpy.random.permutation`` that records draws of training-row index lists."""
+
+        def permutation(x, *args, **kwargs):
+            result = original(x, *args, **kwargs)
+            if args or kwargs or not self._covers(sys._getframe(1).f_code.co_filename):
+                return result
+            if self._index_list(x) is None:
+                return result
+            draw = Draw(indices=np.array(result, copy=True), cls=None)
+            self._remember(draw)
+            tracked = result.view(_DrawnIndices)
+            tracked._draw = draw
+            return tracked
+
+        permutation.__wrapped__ = original
+        permutation.__doc__ = original.__doc__
+        return permutation
+
+    def record(self, indices) -> Draw:
+        """Record a draw directly (samplers that hand out index batches)."""
+        draw = Draw(indices=np.asarray(indices, dtype=np.int64).reshape(-1).copy(), cls=None)
+        self._remember(draw)
+        return draw
+
+    def _remember(self, draw: Draw) -> None:
+        self.recorded += 1
+        self._draws.append(draw)
+        if len(self._draws) > MAX_PENDING_DRAWS:
+            del self._draws[: len(self._draws) - MAX_PENDING_DRAWS // 2]
+
+    def claim(self, rows: int, *, single: bool = False) -> list[Draw] | None:
+        """The newest draws whose sizes sum to *rows* (oldest first), or ``None``.
+
+        Claimed and older draws are forgotten. With ``single`` only the newest
+        draw may match (a loss that sees one class batch at a time).
+        """
+        total = 0
+        for start in range(len(self._draws) - 1, -1, -1):
+            total += len(self._draws[start].indices)
+            if total == rows:
+                claimed = self._draws[start:]
+                self._draws = []
+                for draw in claimed:
+                    draw.cls = self._table.class_of(draw.indices)
+                return claimed
+            if total > rows or single:
+                return None
+        return None
+
+    def peek_single(self, rows: int) -> Draw | None:
+        """The newest draw if it has exactly *rows* rows (not claimed)."""
+        if self._draws and len(self._draws[-1].indices) == rows:
+            return self._draws[-1]
+        return None
+
+    def forget(self) -> None:
+        self._draws = []

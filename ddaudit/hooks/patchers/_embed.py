@@ -1,0 +1,133 @@
+"""Distribution matching made fair through the embedding function.
+
+DatasetCondensation's DM loss is inline::
+
+    output_real = embed(img_real).detach(); output_syn = embed(img_syn)
+    loss += torch.sum((torch.mean(output_real, dim=0) - torch.mean(output_syn, dim=0))**2)
+
+Only ``embed`` can be intercepted. For the real batch (input without grad) the
+wrapper returns rows rescaled by :func:`~ddaudit.mitigate.groups.row_scales`, so the
+unchanged ``torch.mean`` yields the barycenter of the group means ``mu_bar`` (or
+the weighted mean in mode ``weights``). For FairDD's synchronized loss
+
+    sum_g ||mu_g - m||^2 = K ||mu_bar - m||^2 + sum_g ||mu_g - mu_bar||^2
+
+both feature sets are multiplied by ``sqrt(K)`` (:func:`~ddaudit.mitigate.groups.sync_scale`)
+and one extra feature column is appended: ``sqrt(sum_g ||mu_g - mu_bar||^2)`` on
+every real row, 0 on synthetic rows. The script's own loss then *equals*
+FairDD's value, not just its gradient. The normalised variant (``faithful=False``)
+divides the whole sum by ``K``. The BatchNorm branch embeds all classes at once;
+the batch is split into its class blocks by the draws that produced it.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+
+import torch
+
+from ddaudit.errors import PatchError
+from ddaudit.mitigate.groups import kept_groups, row_scales, sync_scale
+
+ERR_UNRESOLVED_BATCH = (
+    "{codebase}: a real batch of {rows} rows reached embed() but no get_images draw of that size was "
+    "recorded; the patcher expects get_images to draw np.random.permutation(indices_class[c])[:n]"
+)
+ERR_SYN_FIRST = (
+    "{codebase}: embed() saw a synthetic batch before the real batch of its class; the patcher expects "
+    "output_real = embed(img_real) before output_syn = embed(img_syn), as in main_DM.py"
+)
+ERR_SYN_BLOCKS = (
+    "{codebase}: embed() saw {rows} synthetic rows for {blocks} real class blocks; "
+    "expected the same number of classes on both sides"
+)
+ERR_NO_EMBED = "{codebase}: get_network returned a {kind} without an embed() method; DM needs net.embed(x)"
+
+
+class EmbedInterceptor:
+    """Wraps ``net.embed`` of every network the patched ``get_network`` builds."""
+
+    def __init__(self, session) -> None:
+        self.session = session
+        self._plan: list[tuple[float, bool]] | None = None
+
+    def wrap_network(self, net):
+        target = net.module if isinstance(net, torch.nn.DataParallel) else net
+        embed = getattr(target, "embed", None)
+        if embed is None or not callable(embed):
+            raise PatchError(ERR_NO_EMBED.format(codebase=self.session.codebase, kind=type(target).__name__))
+        if not getattr(embed, "__ddaudit_fair__", False):
+            target.embed = self.wrap(embed)
+        return net
+
+    def wrap(self, embed):
+        @functools.wraps(embed)
+        def fair_embed(x, *args, **kwargs):
+            out = embed(x, *args, **kwargs)
+            if not self.session.called_from_script(sys._getframe(1)):
+                return out
+            if isinstance(x, torch.Tensor) and x.requires_grad:
+                return self._synthetic(out)
+            return self._real(out)
+
+        fair_embed.__ddaudit_fair__ = True
+        return fair_embed
+
+    def _real(self, out: torch.Tensor) -> torch.Tensor:
+        session = self.session
+        draws = session.recorder.claim(out.shape[0])
+        if draws is None:
+            raise PatchError(ERR_UNRESOLVED_BATCH.format(codebase=session.codebase, rows=out.shape[0]))
+        table, summary = session.table, session.summary
+        pieces, plan, start = [], [], 0
+        for draw in draws:
+            rows = out[start : start + len(draw.indices)]
+            start += len(draw.indices)
+            groups = table.groups_of(draw.indices, out.device)
+            summary.observe(draw.cls, groups, table.class_groups(draw.cls) if draw.cls is not None else None)
+            piece, step = self._rescale(rows, groups, table.weights_of(draw.indices, out.device))
+            pieces.append(piece)
+            plan.append(step)
+        self._plan = plan
+        summary.count("embed")
+        return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=0)
+
+    def _rescale(self, rows: torch.Tensor, groups, weights) -> tuple[torch.Tensor, tuple[float, bool]]:
+        """One class block: the rows the script's mean should see, and the synthetic factor."""
+        mode, minimum = self.session.mode, self.session.min_group_size
+        if mode == "none":
+            return rows, (1.0, False)
+        scales = row_scales(groups, mode, weights, min_group_size=minimum).to(rows.device, rows.dtype)
+        scaled = rows * scales.unsqueeze(1)
+        if mode != "sync":
+            return scaled, (1.0, False)
+        kept, skipped = kept_groups(groups, minimum)
+        self.session.summary.dropped_small_groups += int(skipped.numel())
+        k = int(kept.numel())
+        centres = torch.stack([rows[groups == g].double().mean(0) for g in kept])
+        spread = ((centres - centres.mean(0)) ** 2).sum()
+        if self.session.faithful:
+            factor, constant = sync_scale(groups, min_group_size=minimum), spread
+        else:
+            factor, constant = 1.0, spread / k
+        column = torch.full((rows.shape[0], 1), math.sqrt(float(constant)), dtype=rows.dtype, device=rows.device)
+        return torch.cat([scaled * factor, column], dim=1), (factor, True)
+
+    def _synthetic(self, out: torch.Tensor) -> torch.Tensor:
+        plan, self._plan = self._plan, None
+        if self.session.mode != "sync":
+            return out
+        if plan is None:
+            raise PatchError(ERR_SYN_FIRST.format(codebase=self.session.codebase))
+        if out.shape[0] % len(plan):
+            raise PatchError(ERR_SYN_BLOCKS.format(codebase=self.session.codebase, rows=out.shape[0], blocks=len(plan)))
+        size = out.shape[0] // len(plan)
+        pieces = []
+        for i, (factor, column) in enumerate(plan):
+            block = out[i * size : (i + 1) * size] * factor
+            if column:
+                block = torch.cat([block, block.new_zeros(block.shape[0], 1)], dim=1)
+            pieces.append(block)
+        return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=0)

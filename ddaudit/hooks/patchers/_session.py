@@ -1,0 +1,291 @@
+"""One patched run: build the group table, install a codebase's patches, run its script, undo.
+
+A :class:`Patcher` subclass per codebase says what to check and patch; a
+:class:`PatchSession` owns the state they share (group table, draw recorder,
+pinned clock, run summary) and the :class:`PatchStack` that undoes everything.
+The script itself runs through :func:`~ddaudit.hooks.patchers._script.run_as_main`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import types
+import warnings
+from pathlib import Path
+from typing import ClassVar, Sequence
+
+import numpy as np
+import torch
+
+import ddaudit
+from ddaudit.errors import ConfigError, InputError, PatchError
+from ddaudit.hooks.patchers._checks import ERR_NO_MODULE
+from ddaudit.hooks.patchers._draws import DrawRecorder
+from ddaudit.hooks.patchers._experts import check_strategy
+from ddaudit.hooks.patchers._groups import GroupTable, InjectedDataset, load_groups, load_vector
+from ddaudit.hooks.patchers._registry import get_patcher
+from ddaudit.hooks.patchers._script import run_as_main
+from ddaudit.hooks.patchers._seeding import pin_seeds
+from ddaudit.hooks.patchers._stack import PatchStack
+from ddaudit.hooks.patchers._summary import RunSummary
+from ddaudit.mitigate.groups import MODES, check_min_group_size, check_mode
+
+_LIBRARY_PREFIXES = tuple(
+    os.path.join(os.path.dirname(module.__file__), "") for module in (torch, ddaudit)
+)
+
+ERR_SCRIPT_MISSING = "script {script} does not exist; give the path of the codebase's script after `--`"
+ERR_MODE_UNSUPPORTED = "codebase {codebase!r} supports --mode {valid}; got {mode!r}"
+ERR_BOTH_SOURCES = "give the groups either with --groups FILE or with --dataset PRESET, not both"
+ERR_NEEDS_GROUPS = "--mode {mode} needs the group of every training row: pass --groups FILE or --dataset PRESET"
+ERR_NEEDS_WEIGHTS = "--mode weights needs one weight per training row: pass --weights FILE"
+ERR_WEIGHTS_UNUSED = "--weights is used only with --mode weights; drop it or set --mode weights"
+ERR_EXPERTS = "--experts applies to codebases that train experts (mtt) only"
+ERR_NOT_OPEN = "this patch session is not active; use it as `with patch(...) as session: session.run(argv)`"
+ERR_NOTHING_INTERCEPTED = (
+    "{codebase}: {script} ran with the patches applied but no loss call reached them "
+    "(expected {site}); this looks like another version or fork, or the run did no distillation step"
+)
+
+
+class Patcher:
+    """Base class: what one codebase needs patched. Subclasses register with ``register_patcher``."""
+
+    codebase: ClassVar[str] = ""
+    modes: ClassVar[tuple[str, ...]] = MODES
+    #: The loss site the patch must see at least once, named in the no-interception error.
+    expected_site: ClassVar[str] = "a matching-loss call"
+    #: Whether ``experts`` (expert-training strategy) means anything for this codebase.
+    trains_experts: ClassVar[bool] = False
+
+    def __init__(self, session: "PatchSession") -> None:
+        self.session = session
+
+    def prepare(self) -> None:
+        """Check the codebase and install the module-level patches (before the script runs)."""
+        raise NotImplementedError
+
+    def prepare_script(self, namespace: dict) -> None:
+        """Patch the script's own globals once its definitions have run (optional)."""
+
+    def requires_interception(self) -> bool:
+        return self.session.mode != "none"
+
+    def finish(self) -> None:
+        """After a successful run: refuse to report a fair run that changed nothing."""
+        summary = self.session.summary
+        if self.requires_interception() and summary.intercepted_calls == 0:
+            raise PatchError(
+                ERR_NOTHING_INTERCEPTED.format(
+                    codebase=self.codebase, script=self.session.script.name, site=self.expected_site
+                )
+            )
+
+
+class PatchSession:
+    """Patches for one codebase, active inside ``with``; :meth:`run` runs its script.
+
+    Use :func:`patch` to create one. Everything patched is listed in
+    ``summary.patched`` and undone when the ``with`` block exits, normally or by
+    an exception; the caller's random generator states are restored too.
+    """
+
+    def __init__(
+        self,
+        codebase: str,
+        script: str | os.PathLike,
+        *,
+        mode: str = "sync",
+        groups=None,
+        weights=None,
+        dataset=None,
+        dataset_options: dict | None = None,
+        faithful: bool = True,
+        min_group_size: int = 1,
+        seed: int = 0,
+        experts: str = "sample",
+    ) -> None:
+        self.patcher_class = get_patcher(codebase)
+        self.codebase = self.patcher_class.codebase
+        self.mode = check_mode(mode)
+        if mode not in self.patcher_class.modes:
+            raise ConfigError(
+                ERR_MODE_UNSUPPORTED.format(codebase=self.codebase, valid="|".join(self.patcher_class.modes), mode=mode)
+            )
+        self.script_arg = str(script)
+        self.script = Path(script).resolve()
+        if not self.script.is_file():
+            raise InputError(ERR_SCRIPT_MISSING.format(script=script))
+        self.root = self.script.parent
+        self.source = self.script.read_text(encoding="utf-8", errors="replace")
+        if groups is not None and dataset is not None:
+            raise ConfigError(ERR_BOTH_SOURCES)
+        if weights is not None and mode != "weights":
+            raise ConfigError(ERR_WEIGHTS_UNUSED)
+        if mode == "weights" and weights is None:
+            raise ConfigError(ERR_NEEDS_WEIGHTS)
+        if mode in ("sync", "barycenter") and groups is None and dataset is None:
+            raise ConfigError(ERR_NEEDS_GROUPS.format(mode=mode))
+        self.faithful = bool(faithful)
+        self.min_group_size = check_min_group_size(min_group_size)
+        self.seed = int(seed)
+        self.experts = check_strategy(experts)
+        if experts != "sample" and not self.patcher_class.trains_experts:
+            raise ConfigError(ERR_EXPERTS)
+        self._groups_arg, self._weights_arg = groups, weights
+        self._dataset_arg, self._dataset_options = dataset, dict(dataset_options or {})
+        self.injected: InjectedDataset | None = None
+        self.table: GroupTable | None = None
+        self.summary = RunSummary(
+            codebase=self.codebase, script=self.script_arg, mode=mode, faithful=self.faithful, seed=self.seed
+        )
+        self.stack: PatchStack | None = None
+        self.recorder: DrawRecorder | None = None
+        self.patcher: Patcher | None = None
+        self._script_frames: dict[str, bool] = {}
+
+    # -- group sources -------------------------------------------------------------------
+
+    def _build_table(self) -> GroupTable:
+        weights = self._weights_arg
+        if weights is not None:
+            weights = load_vector(weights, "weights") if isinstance(weights, (str, os.PathLike)) else np.asarray(weights)
+            weights = weights.astype(np.float64)
+        if self._dataset_arg is not None:
+            injected = self._dataset_arg
+            if not isinstance(injected, InjectedDataset):
+                injected = InjectedDataset.load(str(injected), self._dataset_options)
+            self.injected = injected
+            return injected.table(weights)
+        groups = self._groups_arg
+        if groups is None:
+            return GroupTable(groups=None, source="weights file" if weights is not None else None, weights=weights)
+        if isinstance(groups, (str, os.PathLike)):
+            return GroupTable(groups=load_groups(groups), source=f"file {groups}", weights=weights)
+        return GroupTable(groups=np.asarray(groups, dtype=np.int64).reshape(-1), source="array", weights=weights)
+
+    # -- the environment the script runs in ----------------------------------------------
+
+    def covers(self, filename: str) -> bool:
+        """Whether *filename* is the codebase's own code (the checkout holding the script)."""
+        return self.clock.covers(filename)
+
+    def called_from_script(self, frame) -> bool:
+        """Whether *frame*, skipping torch's and ddaudit's own frames, runs the script's code.
+
+        Loss sites live in the script (``embed(img_real)`` in ``main()``); the same
+        functions called from elsewhere (a network's ``forward``, an evaluation
+        loop in ``utils``) are left alone.
+        """
+        while frame is not None and frame.f_code.co_filename.startswith(_LIBRARY_PREFIXES):
+            frame = frame.f_back
+        if frame is None:
+            return False
+        filename = frame.f_code.co_filename
+        verdict = self._script_frames.get(filename)
+        if verdict is None:
+            verdict = os.path.realpath(filename) == str(self.script)
+            self._script_frames[filename] = verdict
+        return verdict
+
+    def _isolate_modules(self) -> None:
+        """Make ``import utils`` find the codebase's ``utils``; forget its modules afterwards."""
+        root = os.path.join(str(self.root), "")
+        local = {p.stem for p in self.root.glob("*.py")} | {
+            p.name for p in self.root.iterdir() if p.is_dir() and (p / "__init__.py").is_file()
+        }
+
+        def inside(module) -> bool:
+            path = getattr(module, "__file__", None)
+            return bool(path) and os.path.realpath(path).startswith(root)
+
+        shadowed = {name: sys.modules.pop(name) for name in local if name in sys.modules and not inside(sys.modules[name])}
+
+        def restore() -> None:
+            for name in [n for n, m in list(sys.modules.items()) if inside(m)]:
+                del sys.modules[name]
+            sys.modules.update(shadowed)
+
+        self.stack.callback(restore)
+        sys.path.insert(0, str(self.root))
+        self.stack.callback(lambda: sys.path.remove(str(self.root)) if str(self.root) in sys.path else None)
+        saved_filters = list(warnings.filters)
+        self.stack.callback(lambda: warnings.filters.__setitem__(slice(None), saved_filters))
+
+    def import_module(self, name: str) -> types.ModuleType:
+        """Import the codebase's module *name*, refusing one found elsewhere."""
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if error.name != name:
+                raise
+            raise PatchError(
+                ERR_NO_MODULE.format(codebase=self.codebase, module=name, script=self.script.name)
+            ) from None
+        path = getattr(module, "__file__", None)
+        if not path or not self.covers(path):
+            raise PatchError(ERR_NO_MODULE.format(codebase=self.codebase, module=name, script=self.script.name))
+        return module
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def __enter__(self) -> "PatchSession":
+        self.stack = PatchStack()
+        self.summary.patched = self.stack.names
+        try:
+            self.table = self._build_table()
+            self.summary.group_source = self.table.source
+            if self.injected is not None:
+                self.summary.dataset = {"preset": self.injected.spec, "train_rows": len(self.injected.real.train)}
+            self._isolate_modules()
+            self.clock = pin_seeds(self.stack, self.seed, [str(self.root)])
+            self.recorder = DrawRecorder(self.table, self.covers)
+            self.patcher = self.patcher_class(self)
+            self.patcher.prepare()
+        except BaseException:
+            self.stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        stack, self.stack = self.stack, None
+        if stack is not None:
+            stack.close()
+
+    @property
+    def active(self) -> bool:
+        return self.stack is not None
+
+    def run(self, argv: Sequence[str] = ()) -> RunSummary:
+        """Run the script as ``__main__`` with ``sys.argv = [script, *argv]``; return the summary.
+
+        ``SystemExit`` with status 0 or ``None`` counts as success; any other exit
+        or exception propagates (the patches are undone by the ``with`` block).
+        """
+        if self.stack is None:
+            raise ConfigError(ERR_NOT_OPEN)
+        run_as_main(self.script, self.source, argv, argv0=self.script_arg, between=self.patcher.prepare_script)
+        self.patcher.finish()
+        return self.summary
+
+
+def patch(codebase: str, script: str | os.PathLike, **options) -> PatchSession:
+    """Patches that make *codebase*'s unmodified *script* fair, active inside ``with``.
+
+    ``with patch("datasetcondensation", "main_DM.py", mode="sync", dataset="cmnist-fg") as s:
+    s.run(["--ipc", "10"])`` (or ``import main_DM; main_DM.main()`` inside the block).
+    Options: ``mode`` (sync, barycenter, weights, none), ``groups`` (a per-row file or
+    array), ``weights`` (per-row, mode ``weights``), ``dataset`` (a preset injected
+    through the codebase's ``get_dataset``) with ``dataset_options``, ``faithful``
+    (FairDD's unnormalised sum; ``False`` divides by the number of groups),
+    ``min_group_size``, ``seed``, ``experts`` (MTT: ``sample`` or ``reweight``).
+    """
+    return PatchSession(codebase, script, **options)
+
+
+def run(codebase: str, script: str | os.PathLike, argv: Sequence[str] = (), **options) -> RunSummary:
+    """Run *script* with *codebase*'s patches applied and undone; return the run summary."""
+    with patch(codebase, script, **options) as session:
+        return session.run(argv)
