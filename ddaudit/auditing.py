@@ -282,7 +282,7 @@ def audit(
     def run(label: str, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
         def step(done: int, total: int) -> None:
             if progress is not None:
-                progress(label, done, total)
+                progress(f"training evaluators on the {label}", done, total)
 
         preds = train_and_predict(
             x, y, test.x, protocol=proto, seeds=seeds, num_classes=real_data.num_classes,

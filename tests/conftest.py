@@ -4,4 +4,4 @@ import os
 
 import torch
 
-torch.set_num_threads(int(os.environ.get("DDAUDIT_TEST_THREADS", "2")))
+torch.set_num_threads(int(os.environ.get("DDAUDIT_TEST_THREADS", "1")))

@@ -71,7 +71,7 @@ def phase_progress(console: Console) -> Iterator[Callable[[str, int, int], None]
         def report(phase: str, done: int, total: int) -> None:
             if phase not in started:
                 started.add(phase)
-                console.print(f"training evaluators on the {phase} ...")
+                console.print(f"{phase} ...")
             if done >= total and phase not in finished:
                 finished.add(phase)
                 console.print(f"  {phase}: done ({total} steps)")
@@ -87,7 +87,7 @@ def phase_progress(console: Console) -> Iterator[Callable[[str, int, int], None]
     with bars:
         def report(phase: str, done: int, total: int) -> None:
             if phase not in tasks:
-                tasks[phase] = bars.add_task(f"evaluators on the {phase}", total=total)
+                tasks[phase] = bars.add_task(phase, total=total)
             bars.update(tasks[phase], completed=done, total=total)
 
         yield report

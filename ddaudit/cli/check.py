@@ -50,6 +50,7 @@ def check(
     format: Annotated[Optional[str], typer.Option("--format", help="Force a reader: dc, mtt, datm, idc, tensors, npz, safetensors, imagefolder.")] = None,
     index: Annotated[int, typer.Option(help="Experiment index inside a DatasetCondensation res_*.pt (default: the last).")] = -1,
     space: Annotated[Space, typer.Option(help="Pixel space the set was saved in: normalized (with the dataset's mean/std), raw [0,1], zca, or auto.")] = Space.auto,
+    zca: Annotated[bool, typer.Option("--zca", help="The set is ZCA-whitened (MTT/DATM with --zca): whiten the real data to match (same as --space zca).")] = False,
     mean: Annotated[Optional[list[float]], typer.Option(help="Per-channel mean the set was normalised with (repeat per channel); default: the dataset's.")] = None,
     std: Annotated[Optional[list[float]], typer.Option(help="Per-channel std the set was normalised with (repeat per channel).")] = None,
     bias_ratio: Annotated[Optional[float], typer.Option(help="Embedded/recipe presets: share of each class's own group in the real training data (default 0.9).")] = None,
@@ -116,6 +117,10 @@ def check(
         if not path.exists():
             raise InputError(f"{path} does not exist")
 
+    if zca:
+        if space not in (Space.auto, Space.zca):
+            raise ConfigError(f"--zca contradicts --space {space.value}")
+        space = Space.zca
     real_options = parse_key_values(real_option, "--real-option")
     for key, value in (("bias_ratio", bias_ratio), ("target", target), ("sensitive", sensitive)):
         if value is not None:
