@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import xml.etree.ElementTree as ET
 import sys
 from pathlib import Path
 
@@ -82,6 +83,22 @@ def test_aligned_set_is_unfair_and_balanced_set_is_not(sets, tmp_path):
     amp = reports["aligned"]["amplification"]["deo_max"]
     ref = reports["aligned"]["reference"]["random_subset"]["metrics"]["deo_max"]["mean"]
     assert amp["difference"] == pytest.approx(a["deo_max"]["mean"] - ref)
+    # Gating the saved reports: a threshold between the two fails the aligned set only.
+    threshold = str(round((a["deo_max"]["mean"] + b["deo_max"]["mean"]) / 2, 3))
+    junit = tmp_path / "gates.xml"
+    for name, expected in (("aligned", 1), ("balanced", 0)):
+        gate = subprocess.run(
+            [DDAUDIT, "gate", str(tmp_path / f"{name}.json"), "--max-deo-max", threshold, "--min-group-size", "5",
+             "--junit", str(junit), "--force"],
+            capture_output=True, text=True, timeout=120,
+        )
+        assert gate.returncode == expected, gate.stderr
+        failures = int(ET.parse(junit).getroot().get("failures"))
+        assert failures == expected
+    # Cells of 6 test images are below the default --min-group-size of 20: inconclusive.
+    gate = subprocess.run([DDAUDIT, "gate", str(tmp_path / "aligned.json"), "--max-deo-max", threshold],
+                          capture_output=True, text=True, timeout=120)
+    assert gate.returncode == 3, gate.stderr
 
 
 def test_report_metrics_recompute_from_saved_predictions(sets, tmp_path):
