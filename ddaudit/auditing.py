@@ -27,16 +27,6 @@ from ddaudit.io import SyntheticSet, load_synthetic
 
 SCHEMA = "ddaudit.report/1"
 
-#: Metrics whose synthetic-vs-reference comparison forms the amplification factor.
-DISPARITY_METRICS = (
-    "deo_max",
-    "deo_avg",
-    "accuracy_gap",
-    "equalized_odds_difference",
-    "demographic_parity_difference",
-    "bias_amplification",
-)
-
 SPACES = ("auto", "normalized", "raw", "zca")
 
 #: progress(phase, done, total): phase is a short human label.
@@ -246,7 +236,7 @@ def audit(
     share reference predictions; ``cache_dir`` keeps the full-data reference on disk.
     """
     from ddaudit.evaluate import get_protocol, train_and_predict
-    from ddaudit.metrics import amplification, compute_metrics
+    from ddaudit.metrics import DISPARITY_METRICS, amplification, compute_metrics
 
     if num_eval < 1:
         raise ConfigError("--num-eval must be at least 1")
@@ -328,7 +318,7 @@ def audit(
     amp = {}
     chosen = "full" if "full" in references else ("random_subset" if references else None)
     if chosen is not None:
-        by_ref = {name: amplification(syn_result.metrics, ref["metrics"], names=DISPARITY_METRICS) for name, ref in references.items()}
+        by_ref = {name: amplification(syn_result.metrics, ref["metrics"]) for name, ref in references.items()}
         for metric in DISPARITY_METRICS:
             entry = dict(by_ref[chosen].get(metric, {"ratio": None, "difference": None}))
             entry["reference"] = chosen
