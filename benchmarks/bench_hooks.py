@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--dc-iterations", type=int, default=2)
     parser.add_argument("--ipc", type=int, default=10)
+    parser.add_argument("--dc-ipc", type=int, default=None, help="images per class for DC (default --ipc; DC's loops grow with it)")
     parser.add_argument("--batch-real", type=int, default=256)
     parser.add_argument("--dsa", action="store_true", help="DSA augmentation in both methods (DM's default)")
     parser.add_argument("--threads", type=int, default=None)
@@ -57,7 +58,8 @@ def main() -> None:
         return lambda its: distill_dm(real.train, iterations=its, mode=mode, strategy=strategy, **common)
 
     def dc(mode: str):
-        return lambda its: distill_dc(real.train, iterations=its, mode=mode, **common)
+        dc_common = {**common, "ipc": args.dc_ipc or args.ipc}
+        return lambda its: distill_dc(real.train, iterations=its, mode=mode, **dc_common)
 
     times = {
         "dm_vanilla": seconds_per_iteration(dm("none"), args.iterations, args.device),
