@@ -59,6 +59,7 @@ from pathlib import Path
 import torch
 
 from ddaudit.errors import ConfigError, InputError
+from ddaudit.mitigate._vector_file import load_vector, save_vector
 
 BANDWIDTH_RULES = ("scott", "silverman", "scott-dim", "silverman-dim")
 NORMALIZATIONS = ("class", "global")
@@ -369,29 +370,14 @@ def save_weights(
     ``recovery`` (optional) records :func:`~ddaudit.mitigate.recovery.weight_recovery`
     when true groups were known.
     """
-    path = Path(path)
-    if path.exists() and not force:
-        raise ConfigError(ERR_FILE_EXISTS.format(path=path))
-    payload = {"weights": weights.detach().cpu().float(), "settings": dict(settings), "dataset": dataset}
-    if labels is not None:
-        payload["labels"] = labels.detach().cpu().long()
-    if recovery is not None:
-        payload["recovery"] = dict(recovery)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(payload, path)
-    return path
+    return save_vector(
+        path, "weights", weights.detach().cpu().float(), settings=settings, dataset=dataset, labels=labels,
+        recovery=recovery, force=force, exists_message=ERR_FILE_EXISTS,
+    )
 
 
 def load_weights(path: str | Path) -> dict:
     """Read a weights file written by :func:`save_weights` (safely: ``weights_only=True``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(ERR_FILE_MISSING.format(path=path))
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - any unreadable file is the same user error
-        raise InputError(ERR_FILE_CONTENT.format(path=path)) from None
-    weights = payload.get("weights") if isinstance(payload, dict) else None
-    if not isinstance(weights, torch.Tensor) or weights.dim() != 1 or not weights.is_floating_point():
-        raise InputError(ERR_FILE_CONTENT.format(path=path))
-    return payload
+    return load_vector(
+        path, "weights", floating=True, missing_message=ERR_FILE_MISSING, content_message=ERR_FILE_CONTENT
+    )

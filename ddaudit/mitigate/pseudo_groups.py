@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from ddaudit.errors import ConfigError, InputError
+from ddaudit.mitigate._vector_file import load_vector, save_vector
 
 METHODS = ("dbscan", "kmeans")
 MEDIAN_SAMPLE = 2000
@@ -157,29 +158,14 @@ def save_groups(
     force: bool = False,
 ) -> Path:
     """Write ``{"groups", "labels", "settings", "dataset"[, "recovery"]}``, the file ``--groups`` accepts."""
-    path = Path(path)
-    if path.exists() and not force:
-        raise ConfigError(ERR_FILE_EXISTS.format(path=path))
-    payload = {"groups": groups.detach().cpu().long(), "settings": dict(settings), "dataset": dataset}
-    if labels is not None:
-        payload["labels"] = labels.detach().cpu().long()
-    if recovery is not None:
-        payload["recovery"] = dict(recovery)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(payload, path)
-    return path
+    return save_vector(
+        path, "groups", groups.detach().cpu().long(), settings=settings, dataset=dataset, labels=labels,
+        recovery=recovery, force=force, exists_message=ERR_FILE_EXISTS,
+    )
 
 
 def load_groups(path: str | Path) -> dict:
     """Read a groups file written by :func:`save_groups` (safely: ``weights_only=True``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(ERR_FILE_MISSING.format(path=path))
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - any unreadable file is the same user error
-        raise InputError(ERR_FILE_CONTENT.format(path=path)) from None
-    groups = payload.get("groups") if isinstance(payload, dict) else None
-    if not isinstance(groups, torch.Tensor) or groups.dim() != 1 or groups.is_floating_point():
-        raise InputError(ERR_FILE_CONTENT.format(path=path))
-    return payload
+    return load_vector(
+        path, "groups", floating=False, missing_message=ERR_FILE_MISSING, content_message=ERR_FILE_CONTENT
+    )
