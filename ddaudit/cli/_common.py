@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
 import traceback
 from contextlib import contextmanager
 from typing import Callable, Iterator
@@ -65,16 +66,24 @@ def phase_progress(console: Console) -> Iterator[Callable[[str, int, int], None]
     instead of redrawing a bar.
     """
     if plain_output():
-        started: set[str] = set()
-        finished: set[str] = set()
+        started: dict[str, float] = {}
+        reported: dict[str, int] = {}
 
         def report(phase: str, done: int, total: int) -> None:
+            now = time.monotonic()
             if phase not in started:
-                started.add(phase)
+                started[phase] = now
+                reported[phase] = 0
                 console.print(f"{phase} ...")
-            if done >= total and phase not in finished:
-                finished.add(phase)
-                console.print(f"  {phase}: done ({total} steps)")
+            quarter = 4 * done // max(total, 1)
+            if quarter > reported[phase]:
+                reported[phase] = quarter
+                elapsed = now - started[phase]
+                if done >= total:
+                    console.print(f"  {phase}: done ({total} steps, {elapsed:.0f} s)")
+                else:
+                    left = elapsed * (total - done) / max(done, 1)
+                    console.print(f"  {phase}: {done}/{total} steps, {elapsed:.0f} s elapsed, about {left:.0f} s left")
 
         yield report
         return
