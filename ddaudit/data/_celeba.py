@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ddaudit.data._images import channel_stats, normalize_, parse_im_size, read_image, stack_images
+from ddaudit.data._images import normalize_splits_, parse_im_size, read_image, stack_images
 from ddaudit.data._options import as_count
 from ddaudit.data._registry import register_preset
 from ddaudit.data._sampling import stratified_take
@@ -134,9 +134,7 @@ def celeba(root: str | None, *, target="Attractive", sensitive="Male", im_size=6
         return GroupTensors(x, torch.as_tensor(y[rows]), torch.as_tensor(a[rows]))
 
     train, test = tensors(train_rows), tensors(test_rows)
-    mean, std = channel_stats(train.x if len(train) else test.x)
-    normalize_(train.x, mean, std)
-    normalize_(test.x, mean, std)
+    mean, std = normalize_splits_(train.x, test.x)
     target_name, sensitive_name = names[t], names[s]
     return RealData(
         name="celeba",

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ddaudit.data._images import channel_stats, image_info, normalize_, parse_im_size, read_image, stack_images
+from ddaudit.data._images import image_info, normalize_splits_, parse_im_size, read_image, stack_images
 from ddaudit.data._registry import register_preset
 from ddaudit.data._types import GroupTensors, RealData
 from ddaudit.errors import InputError
@@ -88,9 +88,7 @@ def folder(root: str | None, *, csv="groups.csv", im_size=None) -> RealData:
         return GroupTensors(x, torch.as_tensor(labels[index]), torch.as_tensor(groups[index]))
 
     train, test = tensors("train"), tensors("test")
-    mean, std = channel_stats(train.x if len(train) else test.x)
-    normalize_(train.x, mean, std)
-    normalize_(test.x, mean, std)
+    mean, std = normalize_splits_(train.x, test.x)
     return RealData(
         name="folder",
         test=test,

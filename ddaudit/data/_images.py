@@ -94,3 +94,11 @@ def channel_stats(x: torch.Tensor, chunk: int = 4096) -> tuple[tuple[float, ...]
 def normalize_(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """``(x - mean) / std`` per channel, in place."""
     return x.sub_(torch.tensor(mean)[:, None, None]).div_(torch.tensor(std)[:, None, None])
+
+
+def normalize_splits_(train: torch.Tensor, test: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Fit per-channel statistics on *train* (on *test* when there is no training row), normalise both in place."""
+    mean, std = channel_stats(train if len(train) else test)
+    normalize_(train, mean, std)
+    normalize_(test, mean, std)
+    return mean, std

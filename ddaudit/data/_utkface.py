@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ddaudit.data._images import channel_stats, normalize_, parse_im_size, read_image, stack_images
+from ddaudit.data._images import normalize_splits_, parse_im_size, read_image, stack_images
 from ddaudit.data._options import as_count, as_seed
 from ddaudit.data._registry import register_preset
 from ddaudit.data._types import GroupTensors, RealData
@@ -96,9 +96,7 @@ def utkface(root: str | None, *, im_size=64, test_per_cell=100, seed=0) -> RealD
         return GroupTensors(x, torch.as_tensor(labels[rows]), torch.as_tensor(groups[rows]))
 
     train, test = tensors(np.flatnonzero(~in_test)), tensors(np.flatnonzero(in_test))
-    mean, std = channel_stats(train.x if len(train) else test.x)
-    normalize_(train.x, mean, std)
-    normalize_(test.x, mean, std)
+    mean, std = normalize_splits_(train.x, test.x)
     return RealData(
         name="utkface",
         test=test,
