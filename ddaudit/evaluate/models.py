@@ -119,7 +119,19 @@ def _conv_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-class ConvNet(nn.Module):
+class Evaluator(nn.Module):
+    """The contract every evaluator keeps: ``embed`` gives penultimate features
+    (what DM matches), ``forward`` classifies them with ``self.classifier``.
+    By default features are ``self.features(x)`` flattened; models override ``embed`` when not."""
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.embed(x))
+
+
+class ConvNet(Evaluator):
     """DC's ConvNet: ``depth`` x [conv3x3 -> norm -> act -> pool], then one Linear."""
 
     def __init__(
@@ -153,14 +165,8 @@ class ConvNet(nn.Module):
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Linear(width * h * w, num_classes)
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x).flatten(1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.embed(x))
-
-
-class MLP(nn.Module):
+class MLP(Evaluator):
     """Three fully connected layers, 128 hidden units, on the flattened image."""
 
     def __init__(self, channel: int, num_classes: int, im_size: tuple[int, int], *, hidden: int = 128) -> None:
@@ -177,11 +183,8 @@ class MLP(nn.Module):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.embed(x))
 
-
-class LeNet(nn.Module):
+class LeNet(Evaluator):
     """LeNet-5 with ReLU and max pooling (28x28 inputs padded by 2, as in DC)."""
 
     def __init__(self, channel: int, num_classes: int, im_size: tuple[int, int]) -> None:
@@ -206,11 +209,8 @@ class LeNet(nn.Module):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.embed(x))
 
-
-class AlexNet(nn.Module):
+class AlexNet(Evaluator):
     """DC's small-image AlexNet: five convolutions (128-192-256-192-192), three max pools."""
 
     def __init__(self, channel: int, num_classes: int, im_size: tuple[int, int], *, norm: str = "none") -> None:
@@ -238,17 +238,11 @@ class AlexNet(nn.Module):
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Linear(in_channels * h * w, num_classes)
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x).flatten(1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.embed(x))
-
 
 _VGG11_CONFIG = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
 
 
-class VGG(nn.Module):
+class VGG(Evaluator):
     """VGG with 3x3 convolutions and max pools, one Linear classifier (the CIFAR form DC uses)."""
 
     def __init__(
@@ -280,12 +274,6 @@ class VGG(nn.Module):
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Linear(in_channels * h * w, num_classes)
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x).flatten(1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.embed(x))
-
 
 class BasicBlock(nn.Module):
     """ResNet basic block; ``avgpool_downsample`` replaces strided convs by conv + 2x2 average pool."""
@@ -314,7 +302,7 @@ class BasicBlock(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
-class ResNet18(nn.Module):
+class ResNet18(Evaluator):
     """CIFAR-style ResNet-18 (3x3 stem, no stem pooling), global average pool, one Linear."""
 
     def __init__(
@@ -349,9 +337,6 @@ class ResNet18(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.stem(x)).mean(dim=(2, 3))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.embed(x))
 
 
 def _register_convnets() -> None:
