@@ -485,6 +485,22 @@ def test_mtt_reweight_weights_each_row_by_its_group_share(tmp_path, monkeypatch)
         assert entry["loss"] == pytest.approx(float(np.mean(scale * per_row)), rel=1e-5)
 
 
+def test_mtt_buffer_on_cpu_saves_each_epoch_not_views_of_the_final_weights(tmp_path, monkeypatch):
+    # buffer.py snapshots with p.detach().cpu(), which copies from a GPU but aliases on a CPU.
+    monkeypatch.chdir(tmp_path)
+    original_cpu = torch.Tensor.cpu
+    outside = torch.zeros(3)
+    with patch("mtt", MTT / "buffer.py", groups=MTT_GROUPS) as session:
+        assert "torch.Tensor.cpu" in session.summary.patched
+        assert outside.cpu() is outside  # only the script's own calls copy
+        session.run(["--train_epochs", "3", "--num_experts", "1", "--save_interval", "1"])
+    assert torch.Tensor.cpu is original_cpu
+    trajectory = torch.load(tmp_path / "buffers" / "TOY" / "Linear" / "replay_buffer_0.pt")[0]
+    assert len(trajectory) == 4
+    for before, after in zip(trajectory, trajectory[1:]):
+        assert not torch.equal(before[0], after[0])
+
+
 def test_mtt_distill_runs_unchanged_on_the_injected_dataset(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run("mtt", MTT / "buffer.py", [], groups=MTT_GROUPS)

@@ -9,7 +9,12 @@ patch acts on ``buffer.py`` (see :mod:`ddaudit.hooks.patchers._experts`):
 - ``torch.nn.CrossEntropyLoss`` (``reweight`` only): importance-weighted cross-entropy;
 - ``utils.get_dataset``: the injected preset as MTT's 12-tuple, or a check of a
   ``--groups`` file against the script's training set;
-- ``time.time`` in the codebase: pinned (``get_network`` reseeds from it).
+- ``time.time`` in the codebase: pinned (``get_network`` reseeds from it);
+- ``torch.Tensor.cpu``, for calls made by ``buffer.py`` itself: a tensor already
+  on the CPU comes back as a copy, as it does from a GPU. ``buffer.py`` records
+  each epoch with ``[p.detach().cpu() for p in teacher_net.parameters()]``;
+  without the copy a CPU run saves every epoch as a view of the live weights, so
+  the whole trajectory equals the final epoch and ``distill.py``'s loss is inf.
 
 ``distill.py`` runs with the dataset injection and pinned seeds only: it matches
 the (now fair) trajectories and needs no loss patch.
@@ -18,6 +23,7 @@ the (now fair) trajectories and needs no loss patch.
 from __future__ import annotations
 
 import re
+import sys
 
 import torch
 
@@ -73,6 +79,7 @@ class MTTPatcher(Patcher):
         if session.experts == "reweight" and session.mode != "none":
             require_call_site(CODEBASE, script, session.source, r"CrossEntropyLoss\s*\(", "build its criterion with nn.CrossEntropyLoss()")
             stack.replace(torch.nn, "CrossEntropyLoss", self.training.criterion_class(torch.nn.CrossEntropyLoss))
+        stack.replace(torch.Tensor, "cpu", snapshotting_cpu(torch.Tensor.cpu, str(session.script)), name="torch.Tensor.cpu")
 
     def requires_interception(self) -> bool:
         return self.variant == "buffer"
@@ -101,3 +108,16 @@ class MTTPatcher(Patcher):
 
         get_dataset.__wrapped__ = original
         return get_dataset
+
+
+def snapshotting_cpu(original, script_file: str):
+    """``Tensor.cpu`` that copies CPU tensors when ``script_file``'s own code asks, as a GPU-to-CPU move does."""
+
+    def cpu(tensor, *args, **kwargs):
+        moved = original(tensor, *args, **kwargs)
+        if moved is tensor and sys._getframe(1).f_code.co_filename == script_file:
+            return tensor.clone()
+        return moved
+
+    cpu.__wrapped__ = original
+    return cpu
