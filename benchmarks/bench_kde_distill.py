@@ -25,7 +25,9 @@ has 4,000 training digits (not 60,000), so figures are comparable in trend only.
 
 Recorded results
 ----------------
-None yet: this needs a GPU, and the session that wrote the script had none.
+CPU, at the demo's reduced settings (300 iterations, 3 x 200-epoch evaluators), IPC 10 and 50,
+plus a KDE-power / k-means ablation: see ``benchmarks/RESULTS.md``. The literature's GPU
+settings (the defaults above) have not been run yet.
 """
 
 from __future__ import annotations
@@ -67,6 +69,10 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--num-eval", type=int, default=10)
     parser.add_argument("--surrogate-model", default="ConvNet")
     parser.add_argument("--surrogate-epochs", type=int, default=20)
+    parser.add_argument("--kde-power", type=float, default=1.0, help="weights = density ** -power (ablation)")
+    parser.add_argument("--kde-bandwidth", default="scott", help="scott, silverman or a number")
+    parser.add_argument("--pseudo-method", choices=["dbscan", "kmeans"], default="dbscan")
+    parser.add_argument("--pseudo-k", type=int, default=None, help="clusters per class with --pseudo-method kmeans")
     parser.add_argument("--n-train", type=int, default=None, help="training digits (default: all 4,000)")
     parser.add_argument("--n-test", type=int, default=None, help="test digits before colour expansion")
     parser.add_argument("--seed", type=int, default=0)
@@ -91,13 +97,16 @@ def label_free_inputs(real, args, device) -> tuple[torch.Tensor, torch.Tensor, d
     start = time.perf_counter()
     settings = SurrogateSettings(model=args.surrogate_model, epochs=args.surrogate_epochs, seed=args.seed)
     embeddings = surrogate_embeddings(real.train.x, real.train.y, settings, num_classes=real.num_classes, device=device)
-    weights = kde_weights(embeddings.to(device), real.train.y).cpu()
-    groups = pseudo_groups(embeddings, real.train.y, seed=args.seed)
+    bandwidth = args.kde_bandwidth if args.kde_bandwidth in ("scott", "silverman") else float(args.kde_bandwidth)
+    weights = kde_weights(embeddings.to(device), real.train.y, bandwidth=bandwidth, power=args.kde_power).cpu()
+    groups = pseudo_groups(embeddings, real.train.y, method=args.pseudo_method, n_groups=args.pseudo_k, seed=args.seed)
     recovery = {
         "weights": weight_recovery(weights, real.meta["bias_aligned_train"]),
         "pseudo_groups": group_recovery(groups, real.train.a, real.train.y),
         "seconds": round(time.perf_counter() - start, 1),
         "surrogate": settings.to_dict(),
+        "kde": {"power": args.kde_power, "bandwidth": args.kde_bandwidth},
+        "pseudo_groups_method": {"method": args.pseudo_method, "k": args.pseudo_k},
     }
     return weights, groups, recovery
 
