@@ -31,7 +31,7 @@ Peak extra memory stays a few hundred MiB (copies of one class's rows, an N x D 
 kernel blocks), against 13.7 GiB for one N x N matrix; conflicting/aligned mean weight
 ratio on the synthetic embeddings: 6.9 per class (1.08 with one global density).
 
-GPU: not measured yet (no GPU was available to the session that wrote this script).
+GPU: not measured yet.
 """
 
 from __future__ import annotations
