@@ -41,7 +41,7 @@ import torch
 
 from ddaudit.data import GroupTensors, load_real
 from ddaudit.io import SyntheticSet
-from ddaudit.mitigate.kde import kde_weights
+from ddaudit.mitigate.kde import kde_weights, parse_bandwidth
 from ddaudit.mitigate.pseudo_groups import pseudo_groups
 from ddaudit.mitigate.recovery import group_recovery, weight_recovery
 from ddaudit.mitigate.surrogate import SurrogateSettings, resolve_device, surrogate_embeddings
@@ -70,7 +70,7 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--surrogate-model", default="ConvNet")
     parser.add_argument("--surrogate-epochs", type=int, default=20)
     parser.add_argument("--kde-power", type=float, default=1.0, help="weights = density ** -power (ablation)")
-    parser.add_argument("--kde-bandwidth", default="scott", help="scott, silverman or a number")
+    parser.add_argument("--kde-bandwidth", default="scott", help="scott, silverman, scott-dim, silverman-dim or a number")
     parser.add_argument("--pseudo-method", choices=["dbscan", "kmeans"], default="dbscan")
     parser.add_argument("--pseudo-k", type=int, default=None, help="clusters per class with --pseudo-method kmeans")
     parser.add_argument("--n-train", type=int, default=None, help="training digits (default: all 4,000)")
@@ -97,7 +97,7 @@ def label_free_inputs(real, args, device) -> tuple[torch.Tensor, torch.Tensor, d
     start = time.perf_counter()
     settings = SurrogateSettings(model=args.surrogate_model, epochs=args.surrogate_epochs, seed=args.seed)
     embeddings = surrogate_embeddings(real.train.x, real.train.y, settings, num_classes=real.num_classes, device=device)
-    bandwidth = args.kde_bandwidth if args.kde_bandwidth in ("scott", "silverman") else float(args.kde_bandwidth)
+    bandwidth = parse_bandwidth(args.kde_bandwidth)
     weights = kde_weights(embeddings.to(device), real.train.y, bandwidth=bandwidth, power=args.kde_power).cpu()
     groups = pseudo_groups(embeddings, real.train.y, method=args.pseudo_method, n_groups=args.pseudo_k, seed=args.seed)
     recovery = {

@@ -79,7 +79,7 @@ class MTTPatcher(Patcher):
         if session.experts == "reweight" and session.mode != "none":
             require_call_site(CODEBASE, script, session.source, r"CrossEntropyLoss\s*\(", "build its criterion with nn.CrossEntropyLoss()")
             stack.replace(torch.nn, "CrossEntropyLoss", self.training.criterion_class(torch.nn.CrossEntropyLoss))
-        stack.replace(torch.Tensor, "cpu", snapshotting_cpu(torch.Tensor.cpu, str(session.script)), name="torch.Tensor.cpu")
+        stack.replace(torch.Tensor, "cpu", snapshotting_cpu(torch.Tensor.cpu, session), name="torch.Tensor.cpu")
 
     def requires_interception(self) -> bool:
         return self.variant == "buffer"
@@ -110,12 +110,12 @@ class MTTPatcher(Patcher):
         return get_dataset
 
 
-def snapshotting_cpu(original, script_file: str):
-    """``Tensor.cpu`` that copies CPU tensors when ``script_file``'s own code asks, as a GPU-to-CPU move does."""
+def snapshotting_cpu(original, session):
+    """``Tensor.cpu`` that copies CPU tensors when the script's own code asks, as a GPU-to-CPU move does."""
 
     def cpu(tensor, *args, **kwargs):
         moved = original(tensor, *args, **kwargs)
-        if moved is tensor and sys._getframe(1).f_code.co_filename == script_file:
+        if moved is tensor and session.called_from_script(sys._getframe(1)):
             return tensor.clone()
         return moved
 
