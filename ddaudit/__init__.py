@@ -18,6 +18,7 @@ _LAZY = {
     "group_context": ("ddaudit.hooks", "group_context"),
     "load_synthetic": ("ddaudit.io", "load_synthetic"),
     "load_real": ("ddaudit.data", "load_real"),
+    "probe": ("ddaudit.probe", None),  # a callable module: ddaudit.probe(...) runs the probe
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -26,7 +27,8 @@ __all__ = ["__version__", *_LAZY]
 def __getattr__(name: str):
     if name in _LAZY:
         module, attribute = _LAZY[name]
-        value = getattr(importlib.import_module(module), attribute)
+        loaded = importlib.import_module(module)
+        value = loaded if attribute is None else getattr(loaded, attribute)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'ddaudit' has no attribute {name!r}")

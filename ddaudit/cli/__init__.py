@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from ddaudit.cli import check, datasets, demo, gate, run, weights
+from ddaudit.cli import check, datasets, demo, gate, probe, run, weights
 
 app = typer.Typer(
     name="ddaudit",
@@ -19,7 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (check, gate, demo, run, weights, datasets):
+for _module in (check, probe, gate, demo, run, weights, datasets):
     _module.register(app)
 
 

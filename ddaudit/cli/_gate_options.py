@@ -59,6 +59,7 @@ MaxAccuracyGap = Annotated[Optional[float], _threshold_option("max_accuracy_gap"
 MaxEqualizedOdds = Annotated[Optional[float], _threshold_option("max_equalized_odds")]
 MaxAmplification = Annotated[Optional[float], _threshold_option("max_amplification")]
 MaxAmplificationDiff = Annotated[Optional[float], _threshold_option("max_amplification_diff")]
+MaxMajorityShare = Annotated[Optional[float], _threshold_option("max_majority_share")]
 
 ConfigPath = Annotated[Optional[Path], typer.Option(
     "--config", rich_help_panel=PANEL, show_default=False,
@@ -140,6 +141,7 @@ def collect_gate_args(
     max_equalized_odds: float | None = None,
     max_amplification: float | None = None,
     max_amplification_diff: float | None = None,
+    max_majority_share: float | None = None,
     config: Path | None = None,
     profile: str | None = None,
     gate_on: str | None = None,
@@ -164,6 +166,7 @@ def collect_gate_args(
         "max_equalized_odds": max_equalized_odds,
         "max_amplification": max_amplification,
         "max_amplification_diff": max_amplification_diff,
+        "max_majority_share": max_majority_share,
         "gate_on": gate_on,
         "inconclusive": inconclusive,
         "min_group_size": min_group_size,

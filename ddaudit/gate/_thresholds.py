@@ -90,6 +90,10 @@ _ALL = (
     Threshold("max_amplification_diff", ("amplification", "deo_max"), AT_MOST, "DEO_M amplification difference",
               "Fail when DEO_M on the distilled set minus DEO_M on the real reference exceeds this fraction.",
               value_key="difference", low=-1.0),
+    Threshold("max_majority_share", ("composition",), AT_MOST, "mean majority share",
+              "Fail when the probe's mean (over classes) share of each class's most frequent predicted group "
+              "exceeds this fraction (1.0: every class collapsed onto one group).",
+              value_key="mean_majority_share", needs_cells=False),
 )
 
 #: Every threshold by name, in the order gates are reported.

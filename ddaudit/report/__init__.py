@@ -4,8 +4,20 @@ The report is a plain dict (schema ``ddaudit.report/1``); every function here
 only reads it.
 """
 
+from ddaudit.report._composition import composition_markdown, composition_rows, composition_summary, render_composition
 from ddaudit.report._files import check_writable, json_ready, write_json, write_text
 from ddaudit.report._markdown import to_markdown
 from ddaudit.report._table import render_report
 
-__all__ = ["check_writable", "json_ready", "render_report", "to_markdown", "write_json", "write_text"]
+__all__ = [
+    "check_writable",
+    "composition_markdown",
+    "composition_rows",
+    "composition_summary",
+    "json_ready",
+    "render_composition",
+    "render_report",
+    "to_markdown",
+    "write_json",
+    "write_text",
+]

@@ -1,0 +1,112 @@
+"""``ddaudit probe``: what a distilled set is made of, in seconds, without training evaluators."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ddaudit.cli import _data_options as dopt
+from ddaudit.cli import _gate_options as gopt
+from ddaudit.cli._common import handle_errors, make_console, phase_progress
+
+PROBE_HELP = """Predict the protected group of every image of a distilled set and report, per class,
+the group distribution beside the real class's and a uniform one.
+
+A small group classifier is trained once on the real training images, with every
+(class, group) cell drawn equally often, and cached (keyed by a hash of the real data
+and the settings; --cache-dir, --no-cache). Its accuracy on the real test set says
+how far to trust it; images it is unsure about (max probability below
+--min-confidence) are counted. A class collapsed onto its majority group reads a
+majority share near 1; a class balanced over G groups reads 1/G.
+
+SYNTHETIC and the data options are those of `ddaudit check`.
+
+Exit codes: 0 pass (or no gate set), 1 a gate failed, 2 usage/input error,
+3 inconclusive, 101 internal error.
+"""
+
+COMPOSITION_GATES = ("max_majority_share",)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("probe", help=PROBE_HELP, cls=gopt.GateCommand)(handle_errors(probe))
+
+
+def probe(
+    synthetic: Annotated[Path, typer.Argument(help="Distilled set: a file or folder in any format `ddaudit check` reads.", show_default=False)],
+    real: dopt.Real,
+    format: dopt.Format = None,
+    index: dopt.Index = -1,
+    space: dopt.SpaceOption = dopt.Space.auto,
+    zca: dopt.Zca = False,
+    mean: dopt.Mean = None,
+    std: dopt.Std = None,
+    bias_ratio: dopt.BiasRatio = None,
+    target: dopt.Target = None,
+    sensitive: dopt.Sensitive = None,
+    real_option: dopt.RealOption = None,
+    seed: Annotated[int, typer.Option(help="Seed of the group classifier; same seed, same report on CPU.")] = 0,
+    device: dopt.Device = "auto",
+    min_confidence: Annotated[float, typer.Option(help="Flag synthetic images whose most likely group has a lower probability.")] = 0.5,
+    classifier_epochs: Annotated[int, typer.Option(help="Passes (cell-balanced draws) of the group classifier over the real training set.")] = 2,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Where trained group classifiers are kept (default: $DDAUDIT_CACHE_DIR, else ~/.cache/ddaudit).", show_default=False)] = None,
+    cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse a group classifier trained on the same data and settings.")] = True,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the probe report as JSON (its 'composition' object is what check embeds).")] = None,
+    markdown: Annotated[Optional[Path], typer.Option(help="Write the composition as Markdown.")] = None,
+    max_majority_share: gopt.MaxMajorityShare = None,
+    config: gopt.ConfigPath = None,
+    profile: gopt.Profile = None,
+    exit_zero: gopt.ExitZero = False,
+    junit: gopt.JUnitPath = None,
+    force: gopt.Force = False,
+) -> None:
+    from dataclasses import replace
+
+    from ddaudit.errors import InputError
+    from ddaudit.gate import apply_gates
+    from ddaudit.probe import probe as run_probe
+    from ddaudit.probe._classifier import default_cache_dir
+    from ddaudit.report import check_writable, composition_markdown, render_composition, write_json, write_text
+
+    console = make_console()
+    gate_args = gopt.collect_gate_args(
+        max_majority_share=max_majority_share, config=config, profile=profile, exit_zero=exit_zero,
+        junit=junit, force=force,
+    )
+    # Only composition thresholds apply to a probe; a configuration's evaluator gates wait for `check`.
+    skipped = [name for name in gate_args.settings.thresholds if name not in COMPOSITION_GATES]
+    settings = replace(gate_args.settings, thresholds={
+        name: value for name, value in gate_args.settings.thresholds.items() if name in COMPOSITION_GATES})
+    gate_args = replace(gate_args, settings=settings)
+    for out in (json_out, markdown):
+        if out is not None:
+            check_writable(out, force)
+    if not synthetic.exists():
+        raise InputError(f"{synthetic} does not exist")
+
+    with phase_progress(console) as progress:
+        result = run_probe(
+            synthetic, real, format=format, index=index, space=dopt.resolve_space(space, zca),
+            mean=mean or None, std=std or None,
+            real_options=dopt.real_options(real_option, bias_ratio=bias_ratio, target=target, sensitive=sensitive),
+            seed=seed, device=device, min_confidence=min_confidence,
+            cache_dir=None if not cache else (cache_dir or default_cache_dir()),
+            classifier={"epochs": classifier_epochs}, progress=progress,
+        )
+    report = result.report
+    if skipped:
+        report["warnings"].append(f"gates {', '.join(skipped)} need evaluators: `ddaudit check` decides them, the probe does not")
+    render_composition(report, console)
+    for warning in report["warnings"]:
+        console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+    label = gopt.report_label(report)
+    code = gopt.publish_gates([(label, apply_gates(report, gate_args.settings), gopt.annotated_file(label))], gate_args, console)
+    if json_out is not None:
+        write_json(json_out, report, force)
+        console.print(f"wrote {json_out}", markup=False, highlight=False)
+    if markdown is not None:
+        write_text(markdown, "\n".join(composition_markdown(report)) + "\n", force)
+        console.print(f"wrote {markdown}", markup=False, highlight=False)
+    raise typer.Exit(code)

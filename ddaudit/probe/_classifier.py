@@ -1,0 +1,201 @@
+"""The group classifier: a small network that predicts the protected group of an image.
+
+Trained once on the real training images, with (class, group) cells drawn equally
+often, so the class an image shows tells the network nothing about its group:
+in biased data (90 % of class c in group c) a network trained on the raw
+frequencies could read the digit's shape and answer "group c" without looking at
+the colour, and would then call every synthetic image of class c majority-group.
+
+The trained weights are cached on disk, keyed by a content hash of the real data
+(pixels, classes, groups of both splits) and the training settings, so a second
+probe of another set on the same data costs only the predictions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ddaudit.data import GroupTensors
+from ddaudit.errors import ConfigError, InputError
+
+#: Bumped whenever training changes, so old cache entries are not reused.
+CLASSIFIER_VERSION = 1
+CACHE_ENV = "DDAUDIT_CACHE_DIR"
+
+#: progress(done_steps, total_steps)
+StepProgress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ClassifierSettings:
+    """How the group classifier is trained (part of the cache key)."""
+
+    width: int = 16
+    depth: int = 3
+    epochs: int = 2
+    batch_size: int = 128
+    lr: float = 2e-3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("width", "depth", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"probe classifier setting {name} must be a positive integer, got {value!r}")
+        if not self.lr > 0:
+            raise ConfigError(f"probe classifier setting lr must be positive, got {self.lr!r}")
+
+
+def default_cache_dir() -> Path:
+    """``$DDAUDIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/ddaudit``, else ``~/.cache/ddaudit``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ddaudit"
+
+
+def build_classifier(channel: int, num_groups: int, im_size: tuple[int, int], settings: ClassifierSettings) -> nn.Module:
+    """DC's ConvNet, narrow, with batch norm: instance norm would erase global
+    intensity (white vs grey strokes differ only in scale), which can be the group."""
+    from ddaudit.evaluate.models import ConvNet
+
+    torch.manual_seed(settings.seed)
+    return ConvNet(channel, num_groups, tuple(im_size), width=settings.width, depth=settings.depth,
+                   norm="batchnorm", name="probe classifier")
+
+
+def content_hash(*parts: GroupTensors | None, extra: dict | None = None) -> str:
+    """SHA-256 over the tensors' bytes (pixels, classes, groups) and *extra* settings."""
+    digest = hashlib.sha256()
+    for part in parts:
+        if part is None:
+            digest.update(b"none")
+            continue
+        for tensor in (part.x, part.y, part.a):
+            array = np.ascontiguousarray(tensor.detach().cpu().numpy())
+            digest.update(str((array.dtype.str, array.shape)).encode())
+            digest.update(array.tobytes())
+    digest.update(json.dumps(extra or {}, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def cell_balanced_weights(y: torch.Tensor, a: torch.Tensor, num_groups: int) -> torch.Tensor:
+    """Sampling weight 1 / #(class, group) per row: every non-empty cell is drawn equally often."""
+    cell = y * num_groups + a
+    counts = torch.bincount(cell)
+    return 1.0 / counts[cell].double()
+
+
+def train_group_classifier(
+    train: GroupTensors,
+    *,
+    num_groups: int,
+    channel: int,
+    im_size: tuple[int, int],
+    settings: ClassifierSettings,
+    device: str = "cpu",
+    progress: StepProgress | None = None,
+) -> nn.Module:
+    """Train on the real training rows (cell-balanced draws with replacement, Adam)."""
+    if len(train) == 0:
+        raise InputError("the real training set is empty: the probe needs it to learn the groups")
+    if int(torch.unique(train.a).numel()) < 2:
+        raise InputError("the real training set holds a single group: there is nothing for the probe to tell apart")
+    model = build_classifier(channel, num_groups, im_size, settings).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    generator = torch.Generator().manual_seed(settings.seed)
+    weights = cell_balanced_weights(train.y, train.a, num_groups)
+    steps = settings.epochs * max(1, len(train) // settings.batch_size)
+    draws = torch.multinomial(weights, steps * settings.batch_size, replacement=True, generator=generator)
+    model.train()
+    for step in range(steps):
+        rows = draws[step * settings.batch_size:(step + 1) * settings.batch_size]
+        x, a = train.x[rows].to(device), train.a[rows].to(device)
+        loss = F.cross_entropy(model(x), a)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if progress is not None and ((step + 1) % 10 == 0 or step + 1 == steps):
+            progress(step + 1, steps)
+    model.eval()
+    return model
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, x: torch.Tensor, *, device: str = "cpu", batch_size: int = 1024) -> torch.Tensor:
+    """Softmax group probabilities ``(N, G)`` on CPU."""
+    model.eval()
+    out = [F.softmax(model(x[i:i + batch_size].to(device)).float(), dim=1).cpu() for i in range(0, len(x), batch_size)]
+    return torch.cat(out) if out else torch.zeros(0, 0)
+
+
+@dataclass
+class TrainedClassifier:
+    """A group classifier with what the report says about it."""
+
+    model: nn.Module
+    key: str
+    cached: bool
+    seconds: float
+    settings: ClassifierSettings
+    cache_path: str | None
+
+
+def load_or_train(
+    train: GroupTensors,
+    test: GroupTensors,
+    *,
+    num_groups: int,
+    channel: int,
+    im_size: tuple[int, int],
+    settings: ClassifierSettings,
+    key_extra: dict,
+    cache_dir: str | Path | None,
+    device: str = "cpu",
+    progress: StepProgress | None = None,
+) -> TrainedClassifier:
+    """The classifier from the cache when the same data and settings trained one, else trained now.
+
+    ``cache_dir=None`` disables the cache. Cached weights are read with
+    ``torch.load(weights_only=True)``; an unreadable entry is retrained and replaced.
+    """
+    key = content_hash(train, test, extra={**key_extra, "settings": asdict(settings), "version": CLASSIFIER_VERSION,
+                                           "num_groups": num_groups, "torch": torch.__version__.split("+")[0]})
+    path = None if cache_dir is None else Path(cache_dir) / f"probe-classifier-{key[:32]}.pt"
+    started = time.perf_counter()
+    if path is not None and path.exists():
+        model = build_classifier(channel, num_groups, im_size, settings)
+        try:
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            model.to(device).eval()
+            return TrainedClassifier(model, key, True, time.perf_counter() - started, settings, str(path))
+        except Exception:  # noqa: BLE001 - a damaged cache entry is retrained, not fatal
+            pass
+    model = train_group_classifier(train, num_groups=num_groups, channel=channel, im_size=im_size,
+                                   settings=settings, device=device, progress=progress)
+    seconds = time.perf_counter() - started
+    if path is not None:
+        _save_atomic(model, path)
+    return TrainedClassifier(model, key, False, seconds, settings, None if path is None else str(path))
+
+
+def _save_atomic(model: nn.Module, path: Path) -> None:
+    """Write the cache entry through a temporary file, so a crash leaves no half-written weights."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+        os.replace(tmp, path)
+    except OSError as error:
+        raise ConfigError(f"cannot write the probe cache in {path.parent} ({error.strerror}); pass --cache-dir or --no-cache") from None

@@ -1,0 +1,225 @@
+"""The probe: what a distilled set is made of, in seconds, without training evaluators.
+
+A group classifier learnt on the real training images (:mod:`._classifier`)
+labels every synthetic image with its most likely protected group; per class the
+predicted group distribution is compared with the real class's and a uniform one
+(:mod:`._composition`). A collapse onto the majority group, which evaluators
+reveal as a large DEO_M after minutes of training, shows here as a majority
+share near 1.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from ddaudit import __version__
+from ddaudit.data import GroupTensors, RealData, load_real
+from ddaudit.errors import ConfigError, InputError
+from ddaudit.io import SyntheticSet, load_synthetic
+from ddaudit.probe._classifier import ClassifierSettings, default_cache_dir, load_or_train, predict_proba
+from ddaudit.probe._composition import composition
+
+PROBE_SCHEMA = "ddaudit.probe/1"
+DEFAULT_MIN_CONFIDENCE = 0.5
+
+#: progress(phase, done, total), as in :mod:`ddaudit.auditing`.
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class ProbeResult:
+    """The ``composition`` section plus what pictures need: the images and their predictions.
+
+    ``report`` is a JSON-ready dict (schema ``ddaudit.probe/1``) whose
+    ``composition`` key is what ``ddaudit check`` embeds in its own report.
+    ``images`` are the synthetic images in the real data's space (as the
+    classifier saw them), ``pixels`` the same in [0, 1] for display.
+    """
+
+    report: dict
+    images: torch.Tensor
+    labels: torch.Tensor
+    groups: torch.Tensor
+    confidence: torch.Tensor
+    pixels: torch.Tensor
+
+    @property
+    def composition(self) -> dict:
+        return self.report["composition"]
+
+
+def probe(
+    synthetic: str | Path | SyntheticSet,
+    real: str | RealData,
+    *,
+    format: str | None = None,
+    index: int = -1,
+    space: str = "auto",
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    real_options: dict | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    cache_dir: str | Path | None = "auto",
+    classifier: ClassifierSettings | dict | None = None,
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    progress: Progress | None = None,
+) -> ProbeResult:
+    """Probe the group composition of one distilled set.
+
+    *synthetic* and *real* are what :func:`ddaudit.audit` takes, with the same
+    pixel-space options. ``cache_dir="auto"`` keeps the trained classifier in
+    :func:`default_cache_dir`; ``None`` disables the cache. ``classifier``
+    overrides :class:`ClassifierSettings` (its seed defaults to *seed*).
+    Images whose most likely group has probability below ``min_confidence``
+    are flagged as uncertain.
+    """
+    from ddaudit.auditing import check_compatible, fit_zca, pixel_warning, resolve_device, resolve_space, to_real_space
+
+    if not 0.0 <= min_confidence <= 1.0:
+        raise ConfigError(f"--min-confidence must lie in [0, 1], got {min_confidence!r}")
+    settings = _classifier_settings(classifier, seed)
+    device = resolve_device(device)
+    syn = synthetic if isinstance(synthetic, SyntheticSet) else load_synthetic(str(synthetic), format=format, index=index)
+    real_data = real if isinstance(real, RealData) else load_real(real, **(real_options or {}))
+    check_compatible(syn, real_data)
+    if real_data.train is None:
+        raise InputError(f"{real_data.name} has no training data: the probe learns the groups from it")
+    if real_data.num_groups < 2:
+        raise InputError(f"{real_data.name} has a single protected group: there is no composition to probe")
+
+    warnings: list[str] = []
+    space = resolve_space(space, syn)
+    syn_x, space = to_real_space(syn.images, real_data, space, mean, std)
+    train, test = real_data.train, real_data.test
+    if space == "zca":
+        whiten = fit_zca(train.x)
+        train = GroupTensors(whiten(train.x), train.y, train.a)
+        test = GroupTensors(whiten(test.x), test.y, test.a)
+    note = pixel_warning(syn_x, test.x)
+    if note:
+        warnings.append(note)
+
+    def step(done: int, total: int) -> None:
+        if progress is not None:
+            progress("training the group classifier", done, total)
+
+    trained = load_or_train(
+        train, test, num_groups=real_data.num_groups, channel=real_data.channel, im_size=tuple(real_data.im_size),
+        settings=settings, key_extra={"real": real_data.name, "space": space},
+        cache_dir=default_cache_dir() if cache_dir == "auto" else cache_dir, device=device, progress=step,
+    )
+    if progress is not None:
+        progress("predicting groups", 0, 2)
+    test_proba = predict_proba(trained.model, test.x, device=device)
+    if progress is not None:
+        progress("predicting groups", 1, 2)
+    syn_proba = predict_proba(trained.model, syn_x, device=device)
+    if progress is not None:
+        progress("predicting groups", 2, 2)
+
+    reliability = _reliability(test_proba, test.a, real_data.num_groups)
+    confidence, groups = syn_proba.max(dim=1)
+    uncertain = torch.nonzero(confidence < min_confidence).flatten()
+    comp = composition(
+        syn.labels.numpy(), groups.numpy(), num_classes=real_data.num_classes, num_groups=real_data.num_groups,
+        real_labels=real_data.train.y.numpy(), real_groups=real_data.train.a.numpy(),
+    )
+    for entry in comp["classes"]:
+        in_class = syn.labels == entry["class"]
+        entry["uncertain"] = int((confidence[in_class] < min_confidence).sum())
+        entry["mean_confidence"] = float(confidence[in_class].mean()) if bool(in_class.any()) else None
+    if reliability["accuracy"] < 0.8:
+        warnings.append(
+            f"the group classifier reaches only {100 * reliability['accuracy']:.1f} % on the real test set: "
+            f"read the composition with care"
+        )
+    if len(uncertain):
+        warnings.append(
+            f"the group classifier is unsure (max probability < {min_confidence:g}) about "
+            f"{len(uncertain)} of {syn.num_images} synthetic images"
+        )
+    comp.update({
+        "classifier": {
+            **reliability,
+            "model": f"ConvNet width {settings.width} depth {settings.depth}, batch norm",
+            "settings": settings.__dict__ | {},
+            "cached": trained.cached,
+            "seconds": round(trained.seconds, 3),
+            "cache_key": trained.key[:32],
+        },
+        "min_confidence": min_confidence,
+        "uncertain": {"count": int(len(uncertain)), "indices": uncertain.tolist()},
+        "images": {
+            "class": syn.labels.tolist(),
+            "group": groups.tolist(),
+            "confidence": [round(float(c), 4) for c in confidence],
+        },
+    })
+    report = {
+        "schema": PROBE_SCHEMA,
+        "ddaudit_version": __version__,
+        "status": "not_gated",
+        "synthetic": {
+            "path": syn.path, "format": syn.format, "images": syn.num_images, "classes": len(syn.classes),
+            "ipc": syn.ipc, "space": space,
+        },
+        "real": {
+            "name": real_data.name, "num_classes": real_data.num_classes, "num_groups": real_data.num_groups,
+            "class_names": list(real_data.class_names), "group_names": list(real_data.group_names),
+            "test_size": len(real_data.test), "train_size": len(real_data.train),
+        },
+        "settings": {"seed": seed, "device": device, "torch": torch.__version__, "python": platform.python_version()},
+        "composition": comp,
+        "warnings": warnings,
+        "gates": [],
+    }
+    return ProbeResult(
+        report=report, images=syn_x, labels=syn.labels, groups=groups, confidence=confidence,
+        pixels=display_pixels(syn_x, real_data, space),
+    )
+
+
+def display_pixels(x: torch.Tensor, real: RealData, space: str) -> torch.Tensor:
+    """Images in [0, 1] for pictures: undo the real data's normalisation, or stretch ZCA images."""
+    if space == "zca" or real.mean is None or real.std is None:
+        flat = x.reshape(len(x), -1)
+        low, high = flat.min(dim=1).values, flat.max(dim=1).values
+        return ((flat - low[:, None]) / (high - low).clamp_min(1e-8)[:, None]).reshape(x.shape)
+    mean = torch.tensor(real.mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(real.std, dtype=torch.float32).view(1, -1, 1, 1)
+    return (x * std + mean).clamp(0, 1)
+
+
+def _classifier_settings(value: ClassifierSettings | dict | None, seed: int) -> ClassifierSettings:
+    if isinstance(value, ClassifierSettings):
+        return value
+    options = dict(value or {})
+    options.setdefault("seed", seed)
+    try:
+        return ClassifierSettings(**options)
+    except TypeError as error:
+        raise ConfigError(f"unknown probe classifier setting: {error}") from None
+
+
+def _reliability(proba: torch.Tensor, groups: torch.Tensor, num_groups: int) -> dict:
+    """Accuracy of the group classifier on the real test set, overall and per group."""
+    predicted = proba.argmax(dim=1)
+    correct = (predicted == groups).double()
+    per_group = []
+    for g in range(num_groups):
+        rows = groups == g
+        per_group.append(float(correct[rows].mean()) if bool(rows.any()) else None)
+    known = [v for v in per_group if v is not None]
+    return {
+        "accuracy": float(correct.mean()) if len(correct) else float("nan"),
+        "balanced_accuracy": float(np.mean(known)) if known else None,
+        "per_group_accuracy": per_group,
+        "test_size": int(len(groups)),
+    }

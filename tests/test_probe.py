@@ -1,0 +1,214 @@
+"""The composition probe: formulas against scipy/by-hand values, then the probe on
+sets of known composition built from real training digits, its cache, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.distance import jensenshannon
+
+import ddaudit
+from ddaudit.data import load_real
+from ddaudit.io import SyntheticSet
+from ddaudit.probe import (
+    cell_balanced_weights,
+    composition,
+    content_hash,
+    js_divergence,
+    normalized_entropy,
+)
+
+DDAUDIT = str(Path(sys.executable).parent / "ddaudit")
+SMALL = {"n_train": 2000, "n_test": 60}
+SMALL_FLAGS = ["--real-option", "n_train=2000", "--real-option", "n_test=60"]
+
+
+# ---------------------------------------------------------------- formulas
+
+
+def test_composition_summaries_match_hand_computation():
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    groups = np.array([0, 0, 0, 1, 0, 1, 2, 2])
+    real_y = np.array([0] * 10 + [1] * 10)
+    real_a = np.array([0] * 9 + [1] + [0] * 5 + [1] * 5)
+    comp = composition(labels, groups, num_classes=3, num_groups=3, real_labels=real_y, real_groups=real_a)
+    c0, c1, c2 = comp["classes"]
+    assert c0["counts"] == [3, 1, 0] and c0["majority_share"] == pytest.approx(0.75)
+    assert c1["shares"] == pytest.approx([0.25, 0.25, 0.5]) and c1["majority_group"] == 2
+    assert c0["groups_covered"] == 2 and c1["groups_covered"] == 3
+    # entropy written out: -sum p log p / log G
+    h0 = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25)) / math.log(3)
+    assert c0["normalized_entropy"] == pytest.approx(h0)
+    # Jensen-Shannon divergence in bits written out, and scipy's distance squared
+    p, q = np.array([0.75, 0.25, 0.0]), np.array([0.9, 0.1, 0.0])
+    m = (p + q) / 2
+    kl = lambda a, b: sum(x * math.log2(x / y) for x, y in zip(a, b) if x > 0)
+    assert c0["js_real"] == pytest.approx(0.5 * kl(p, m) + 0.5 * kl(q, m))
+    assert c0["js_real"] == pytest.approx(jensenshannon(p, q, base=2) ** 2)
+    assert c0["real_majority_share"] == pytest.approx(0.9)
+    assert c2["images"] == 0  # no synthetic images: left out of the summaries
+    assert comp["mean_majority_share"] == pytest.approx((0.75 + 0.5) / 2)
+    assert comp["max_majority_share"] == pytest.approx(0.75)
+    assert comp["real_mean_majority_share"] == pytest.approx((0.9 + 0.5) / 2)
+
+
+def test_entropy_and_divergence_bounds():
+    assert normalized_entropy(np.array([1.0, 0, 0, 0])) == 0.0
+    assert normalized_entropy(np.full(4, 0.25)) == pytest.approx(1.0)
+    assert js_divergence(np.array([1.0, 0]), np.array([0, 1.0])) == pytest.approx(1.0)
+    assert js_divergence(np.array([0.3, 0.7]), np.array([0.3, 0.7])) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_cell_balanced_weights_give_every_cell_the_same_mass():
+    y = torch.tensor([0, 0, 0, 0, 1, 1, 1])
+    a = torch.tensor([0, 0, 0, 1, 1, 1, 0])
+    w = cell_balanced_weights(y, a, num_groups=2)
+    mass = {}
+    for yi, ai, wi in zip(y.tolist(), a.tolist(), w.tolist()):
+        mass[(yi, ai)] = mass.get((yi, ai), 0) + wi
+    assert all(v == pytest.approx(1.0) for v in mass.values()) and len(mass) == 4
+
+
+# ---------------------------------------------------------------- the probe on known compositions
+
+
+@pytest.fixture(scope="module")
+def real():
+    return load_real("cmnist-fg", **SMALL)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("probe-cache")
+
+
+def pick(real, per_class: int, balanced: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training rows: all in the class's own colour, or spread over every colour."""
+    xs, ys = [], []
+    for cls in range(real.num_classes):
+        in_class = real.train.y == cls
+        if balanced:
+            rows = [int(torch.nonzero(in_class & (real.train.a == g))[0]) for g in range(real.num_groups)]
+            rows = (rows * per_class)[:per_class]
+        else:
+            rows = torch.nonzero(in_class & (real.train.a == cls)).flatten()[:per_class].tolist()
+        xs.append(real.train.x[rows])
+        ys.append(torch.full((len(rows),), cls))
+    return torch.cat(xs), torch.cat(ys)
+
+
+@pytest.fixture(scope="module")
+def probed(real, cache):
+    out = {}
+    for name, balanced in (("aligned", False), ("balanced", True)):
+        x, y = pick(real, 10, balanced)
+        out[name] = ddaudit.probe(SyntheticSet(x, y, "tensors", name), real, cache_dir=cache, device="cpu")
+    return out
+
+
+def test_probe_reads_known_compositions(probed, real):
+    aligned, balanced = probed["aligned"].composition, probed["balanced"].composition
+    assert aligned["mean_majority_share"] >= 0.9
+    assert balanced["mean_majority_share"] <= 0.35
+    assert aligned["classifier"]["accuracy"] >= 0.95
+    assert balanced["mean_normalized_entropy"] > 0.8 > aligned["mean_normalized_entropy"] + 0.5
+    # every aligned class is read as its own colour, the real class's majority group
+    for entry in aligned["classes"]:
+        assert entry["majority_group"] == entry["class"] == entry["real_majority_group"]
+    # the shares are the predicted groups counted by hand
+    groups = np.array(balanced["images"]["group"])
+    labels = np.array(balanced["images"]["class"])
+    for entry in balanced["classes"]:
+        counts = np.bincount(groups[labels == entry["class"]], minlength=real.num_groups)
+        assert entry["counts"] == counts.tolist()
+
+
+def test_classifier_is_cached_by_content(probed, real, cache):
+    assert probed["aligned"].composition["classifier"]["cached"] is False
+    assert probed["balanced"].composition["classifier"]["cached"] is True
+    x, y = pick(real, 10, False)
+    again = ddaudit.probe(SyntheticSet(x, y, "tensors", "again"), real, cache_dir=cache, device="cpu")
+    assert again.composition["classifier"]["cached"] is True
+    assert torch.equal(again.groups, probed["aligned"].groups)
+    assert len(list(Path(cache).glob("probe-classifier-*.pt"))) == 1
+    other = load_real("cmnist-fg", bias_ratio=0.8, **SMALL)
+    assert content_hash(other.train, other.test) != content_hash(real.train, real.test)
+
+
+def test_uncertain_images_are_those_below_the_threshold(real, probed, cache):
+    confidence = probed["balanced"].confidence
+    threshold = float(confidence.median())
+    x, y = pick(real, 10, True)
+    result = ddaudit.probe(SyntheticSet(x, y, "tensors", "b"), real, cache_dir=cache, device="cpu",
+                           min_confidence=threshold)
+    flagged = result.composition["uncertain"]
+    expected = torch.nonzero(confidence < threshold).flatten().tolist()
+    assert flagged["indices"] == expected and flagged["count"] == len(expected)
+    assert sum(c["uncertain"] for c in result.composition["classes"]) == len(expected)
+
+
+def test_probe_is_deterministic_without_cache(real):
+    x, y = pick(real, 3, True)
+    syn = SyntheticSet(x, y, "tensors", "d")
+    first = ddaudit.probe(syn, real, cache_dir=None, device="cpu", classifier={"epochs": 1})
+    second = ddaudit.probe(syn, real, cache_dir=None, device="cpu", classifier={"epochs": 1})
+    assert torch.equal(first.confidence, second.confidence)
+    assert first.composition["classifier"]["cached"] is False
+
+
+# ---------------------------------------------------------------- the command
+
+
+@pytest.fixture(scope="module")
+def saved_sets(real, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sets")
+    paths = {}
+    for name, balanced in (("aligned", False), ("balanced", True)):
+        x, y = pick(real, 10, balanced)
+        paths[name] = folder / f"res_{name}.pt"
+        torch.save({"data": [[x, y]], "accs_all_exps": {}}, paths[name])
+    return paths
+
+
+def run_probe(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([DDAUDIT, "probe", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_cli_json_and_gate(saved_sets, cache, tmp_path):
+    out = tmp_path / "aligned.json"
+    proc = run_probe(str(saved_sets["aligned"]), "--real", "cmnist-fg", *SMALL_FLAGS, "--cache-dir", str(cache),
+                     "--json", str(out), "--max-majority-share", "0.5", "--device", "cpu")
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(out.read_text())
+    comp = report["composition"]
+    assert comp["mean_majority_share"] >= 0.9 and comp["max_majority_share"] == 1.0
+    assert len(comp["classes"]) == 10 and len(comp["classes"][0]["shares"]) == 10
+    assert report["gates"][0]["name"] == "max_majority_share" and report["status"] == "fail"
+    assert "predicted majority" in proc.stderr and "--max-majority-share" in proc.stderr
+
+    proc = run_probe(str(saved_sets["balanced"]), "--real", "cmnist-fg", *SMALL_FLAGS, "--cache-dir", str(cache),
+                     "--max-majority-share", "0.5", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_cli_refuses_bad_input_with_one_line(saved_sets, tmp_path):
+    existing = tmp_path / "exists.json"
+    existing.write_text("{}")
+    cases = [
+        [str(saved_sets["aligned"]), "--real", "cmnist-fg", "--json", str(existing)],
+        [str(tmp_path / "missing.pt"), "--real", "cmnist-fg"],
+        [str(saved_sets["aligned"]), "--real", "cmnist-fg", "--zca", "--space", "raw"],
+        [str(saved_sets["aligned"]), "--real", "cmnist-fg", "--max-majority-share", "1.5"],
+    ]
+    for args in cases:
+        proc = run_probe(*args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr
+    assert existing.read_text() == "{}"
