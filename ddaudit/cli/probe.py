@@ -10,6 +10,7 @@ import typer
 from ddaudit.cli import _data_options as dopt
 from ddaudit.cli import _gate_options as gopt
 from ddaudit.cli._common import handle_errors, make_console, phase_progress
+from ddaudit.cli._pictures import check_visual_outputs, write_visuals
 
 PROBE_HELP = """Predict the protected group of every image of a distilled set and report, per class,
 the group distribution beside the real class's and a uniform one.
@@ -55,6 +56,8 @@ def probe(
     cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse a group classifier trained on the same data and settings.")] = True,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the probe report as JSON (its 'composition' object is what check embeds).")] = None,
     markdown: Annotated[Optional[Path], typer.Option(help="Write the composition as Markdown.")] = None,
+    plots: dopt.Plots = None,
+    html: dopt.Html = None,
     max_majority_share: gopt.MaxMajorityShare = None,
     config: gopt.ConfigPath = None,
     profile: gopt.Profile = None,
@@ -83,6 +86,7 @@ def probe(
     for out in (json_out, markdown):
         if out is not None:
             check_writable(out, force)
+    check_visual_outputs(plots, html, force)
     if not synthetic.exists():
         raise InputError(f"{synthetic} does not exist")
 
@@ -103,6 +107,7 @@ def probe(
         console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     label = gopt.report_label(report)
     code = gopt.publish_gates([(label, apply_gates(report, gate_args.settings), gopt.annotated_file(label))], gate_args, console)
+    write_visuals(report, result.picture_inputs(), plots=plots, html=html, force=force, console=console)
     if json_out is not None:
         write_json(json_out, report, force)
         console.print(f"wrote {json_out}", markup=False, highlight=False)

@@ -48,10 +48,22 @@ class ProbeResult:
     groups: torch.Tensor
     confidence: torch.Tensor
     pixels: torch.Tensor
+    reference_pixels: torch.Tensor | None = None
+    reference_labels: torch.Tensor | None = None
+    group_colours: list | None = None
 
     @property
     def composition(self) -> dict:
         return self.report["composition"]
+
+    def picture_inputs(self):
+        """What :func:`ddaudit.report.render_pictures` draws from."""
+        from ddaudit.report import PictureInputs
+
+        return PictureInputs(self.pixels, self.labels, groups=self.groups, confidence=self.confidence,
+                             min_confidence=self.report["composition"]["min_confidence"],
+                             ref_pixels=self.reference_pixels, ref_labels=self.reference_labels,
+                             group_colours=self.group_colours)
 
 
 def probe(
@@ -180,10 +192,27 @@ def probe(
         "warnings": warnings,
         "gates": [],
     }
+    reference = reference_subset(real_data, syn.labels, seed)
     return ProbeResult(
         report=report, images=syn_x, labels=syn.labels, groups=groups, confidence=confidence,
         pixels=display_pixels(syn_x, real_data, space),
+        reference_pixels=display_pixels(reference.x, real_data, "normalized"), reference_labels=reference.y,
+        group_colours=_palette(real_data),
     )
+
+
+def _palette(real: RealData) -> list | None:
+    """The groups' own RGB colours when the dataset is coloured by group (Colored-MNIST)."""
+    palette = real.meta.get("palette")
+    return palette if isinstance(palette, list) and len(palette) == real.num_groups else None
+
+
+def reference_subset(real: RealData, labels: torch.Tensor, seed: int) -> GroupTensors:
+    """The random real subset with the synthetic set's per-class counts that ``check``'s
+    reference evaluators train on (same seed stream), shown beside the distilled set."""
+    from ddaudit.auditing import derive_seeds, random_subset
+
+    return random_subset(real.train, labels, real.num_classes, derive_seeds(seed, 1, stream=1)[0])
 
 
 def display_pixels(x: torch.Tensor, real: RealData, space: str) -> torch.Tensor:
