@@ -5,6 +5,10 @@ often, so the class an image shows tells the network nothing about its group:
 in biased data (90 % of class c in group c) a network trained on the raw
 frequencies could read the digit's shape and answer "group c" without looking at
 the colour, and would then call every synthetic image of class c majority-group.
+Distilled images carry high-frequency noise that real images lack, so training
+adds Gaussian noise of a random strength (up to ``noise`` standard deviations of
+the normalised pixels) to each image: without it, noisy orange digits distilled
+by DM were read as red, green or blue.
 
 The trained weights are cached on disk, keyed by a content hash of the real data
 (pixels, classes, groups of both splits) and the training settings, so a second
@@ -30,7 +34,7 @@ from ddaudit.data import GroupTensors
 from ddaudit.errors import ConfigError, InputError
 
 #: Bumped whenever training changes, so old cache entries are not reused.
-CLASSIFIER_VERSION = 1
+CLASSIFIER_VERSION = 2
 CACHE_ENV = "DDAUDIT_CACHE_DIR"
 
 #: progress(done_steps, total_steps)
@@ -46,6 +50,7 @@ class ClassifierSettings:
     epochs: int = 2
     batch_size: int = 128
     lr: float = 2e-3
+    noise: float = 1.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -55,6 +60,8 @@ class ClassifierSettings:
                 raise ConfigError(f"probe classifier setting {name} must be a positive integer, got {value!r}")
         if not self.lr > 0:
             raise ConfigError(f"probe classifier setting lr must be positive, got {self.lr!r}")
+        if not self.noise >= 0:
+            raise ConfigError(f"probe classifier setting noise must be >= 0, got {self.noise!r}")
 
 
 def default_cache_dir() -> Path:
@@ -70,9 +77,10 @@ def build_classifier(channel: int, num_groups: int, im_size: tuple[int, int], se
     intensity (white vs grey strokes differ only in scale), which can be the group."""
     from ddaudit.evaluate.models import ConvNet
 
-    torch.manual_seed(settings.seed)
-    return ConvNet(channel, num_groups, tuple(im_size), width=settings.width, depth=settings.depth,
-                   norm="batchnorm", name="probe classifier")
+    with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the caller's RNG
+        torch.manual_seed(settings.seed)
+        return ConvNet(channel, num_groups, tuple(im_size), width=settings.width, depth=settings.depth,
+                       norm="batchnorm", name="probe classifier")
 
 
 def content_hash(*parts: GroupTensors | None, extra: dict | None = None) -> str:
@@ -107,7 +115,8 @@ def train_group_classifier(
     device: str = "cpu",
     progress: StepProgress | None = None,
 ) -> nn.Module:
-    """Train on the real training rows (cell-balanced draws with replacement, Adam)."""
+    """Train on the real training rows (cell-balanced draws with replacement, Gaussian-noise
+    augmentation, Adam)."""
     if len(train) == 0:
         raise InputError("the real training set is empty: the probe needs it to learn the groups")
     if int(torch.unique(train.a).numel()) < 2:
@@ -121,7 +130,11 @@ def train_group_classifier(
     model.train()
     for step in range(steps):
         rows = draws[step * settings.batch_size:(step + 1) * settings.batch_size]
-        x, a = train.x[rows].to(device), train.a[rows].to(device)
+        x, a = train.x[rows], train.a[rows]
+        if settings.noise > 0:
+            strength = torch.rand(len(x), 1, 1, 1, generator=generator) * settings.noise
+            x = x + strength * torch.randn(x.shape, generator=generator)
+        x, a = x.to(device), a.to(device)
         loss = F.cross_entropy(model(x), a)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -11,7 +11,7 @@ share near 1.
 from __future__ import annotations
 
 import platform
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -161,7 +161,7 @@ def probe(
         "classifier": {
             **reliability,
             "model": f"ConvNet width {settings.width} depth {settings.depth}, batch norm",
-            "settings": settings.__dict__ | {},
+            "settings": asdict(settings),
             "cached": trained.cached,
             "seconds": round(trained.seconds, 3),
             "cache_key": trained.key[:32],
