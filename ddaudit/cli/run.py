@@ -59,6 +59,7 @@ def run(
     min_group_size: Annotated[int, typer.Option(help="Groups with fewer rows in a real batch are skipped.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed for python, numpy and torch, and the pinned clock the codebase reseeds from.")] = 0,
     experts: Annotated[Experts, typer.Option(help="mtt buffer.py: sample (group-balanced batches) or reweight (weighted cross-entropy).")] = Experts.sample,
+    device: Annotated[Optional[str], typer.Option(help="cpu: run a script that hard-codes .cuda() / device='cuda' on the CPU (smoke runs, CI); undone on exit.")] = None,
     summary: Annotated[Optional[Path], typer.Option(help="Write the run summary as JSON (patched names, intercepted calls, groups per class).")] = None,
 ) -> None:
     from ddaudit.hooks.patchers import patch
@@ -70,7 +71,7 @@ def run(
     session = patch(
         codebase, script, mode=mode.value, groups=groups, weights=weights, dataset=dataset,
         dataset_options=parse_key_values(dataset_option, "--dataset-option"), faithful=faithful,
-        min_group_size=min_group_size, seed=seed, experts=experts.value,
+        min_group_size=min_group_size, seed=seed, experts=experts.value, device=device,
     )
     console.print(f"ddaudit run: {session.codebase} {script} (mode {mode.value}, seed {seed})")
     status = 0

@@ -148,20 +148,27 @@ class GroupTable:
 class PresetRows(torch.utils.data.Dataset):
     """``dataset[i] = (image, int label)`` over a preset split, as torchvision datasets answer.
 
-    Also exposes ``targets``, ``classes`` and ``nclass``, which codebases read
-    directly (IDC's loaders, MTT's class maps).
+    With ``groups`` the rows are ``(image, label, group)``, the shape FairDD and
+    COBRA read (``dst_train[i][2]``, ``datum[2]`` in their metric code). Also
+    exposes ``targets``, ``classes`` and ``nclass``, which codebases read directly
+    (IDC's loaders, MTT's class maps).
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, class_names: list[str]) -> None:
+    def __init__(
+        self, images: torch.Tensor, labels: torch.Tensor, class_names: list[str], groups: torch.Tensor | None = None
+    ) -> None:
         self.images = images
         self.targets = [int(v) for v in labels.tolist()]
         self.classes = list(class_names)
         self.nclass = len(class_names)
+        self.groups = None if groups is None else [int(v) for v in groups.tolist()]
 
     def __len__(self) -> int:
         return len(self.targets)
 
     def __getitem__(self, index: int):
+        if self.groups is not None:
+            return self.images[index], self.targets[index], self.groups[index]
         return self.images[index], self.targets[index]
 
 
@@ -198,18 +205,22 @@ class InjectedDataset:
     def std(self) -> list[float]:
         return list(self.real.std) if self.real.std is not None else [1.0] * self.real.channel
 
-    def train_rows(self, *, raw: bool = False) -> PresetRows:
-        return self._rows(self.real.train.x, self.real.train.y, raw)
+    def train_rows(self, *, raw: bool = False, groups: bool = False) -> PresetRows:
+        train = self.real.train
+        return self._rows(train.x, train.y, raw, train.a if groups else None)
 
-    def test_rows(self, *, raw: bool = False) -> PresetRows:
-        return self._rows(self.real.test.x, self.real.test.y, raw)
+    def test_rows(self, *, raw: bool = False, groups: bool = False) -> PresetRows:
+        test = self.real.test
+        return self._rows(test.x, test.y, raw, test.a if groups else None)
 
-    def _rows(self, x: torch.Tensor, y: torch.Tensor, raw: bool) -> PresetRows:
+    def _rows(self, x: torch.Tensor, y: torch.Tensor, raw: bool, groups: torch.Tensor | None) -> PresetRows:
         if raw and self.real.mean is not None:
             mean = torch.tensor(self.mean).view(1, -1, 1, 1)
             std = torch.tensor(self.std).view(1, -1, 1, 1)
             x = x * std + mean
-        return PresetRows(x, y, self.real.class_names)
+        return PresetRows(x, y, self.real.class_names, groups)
 
-    def test_loader(self, batch_size: int = 256) -> torch.utils.data.DataLoader:
-        return torch.utils.data.DataLoader(self.test_rows(), batch_size=batch_size, shuffle=False, num_workers=0)
+    def test_loader(self, batch_size: int = 256, *, groups: bool = False) -> torch.utils.data.DataLoader:
+        return torch.utils.data.DataLoader(
+            self.test_rows(groups=groups), batch_size=batch_size, shuffle=False, num_workers=0
+        )

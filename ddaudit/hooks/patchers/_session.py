@@ -22,6 +22,7 @@ import torch
 import ddaudit
 from ddaudit.errors import ConfigError, InputError, PatchError
 from ddaudit.hooks.patchers._checks import ERR_NO_MODULE
+from ddaudit.hooks.patchers._device import DEVICES, ERR_DEVICE, force_cpu
 from ddaudit.hooks.patchers._draws import DrawRecorder
 from ddaudit.hooks.patchers._experts import check_strategy
 from ddaudit.hooks.patchers._groups import GroupTable, InjectedDataset, load_groups, load_vector
@@ -70,6 +71,9 @@ class Patcher:
     def prepare_script(self, namespace: dict) -> None:
         """Patch the script's own globals once its definitions have run (optional)."""
 
+    def check_arguments(self, argv: Sequence[str]) -> None:
+        """Refuse script arguments that conflict with the patch (optional; before the script runs)."""
+
     def requires_interception(self) -> bool:
         return self.session.mode != "none"
 
@@ -106,6 +110,7 @@ class PatchSession:
         min_group_size: int = 1,
         seed: int = 0,
         experts: str = "sample",
+        device: str | None = None,
     ) -> None:
         self.patcher_class = get_patcher(codebase)
         self.codebase = self.patcher_class.codebase
@@ -134,6 +139,9 @@ class PatchSession:
         self.experts = check_strategy(experts)
         if experts != "sample" and not self.patcher_class.trains_experts:
             raise ConfigError(ERR_EXPERTS)
+        if device is not None and device not in DEVICES:
+            raise ConfigError(ERR_DEVICE.format(device=device))
+        self.device = device
         self._groups_arg, self._weights_arg = groups, weights
         self._dataset_arg, self._dataset_options = dataset, dict(dataset_options or {})
         self.injected: InjectedDataset | None = None
@@ -141,6 +149,7 @@ class PatchSession:
         self.summary = RunSummary(
             codebase=self.codebase, script=self.script_arg, mode=mode, faithful=self.faithful, seed=self.seed
         )
+        self.summary.device = device
         self.stack: PatchStack | None = None
         self.recorder: DrawRecorder | None = None
         self.patcher: Patcher | None = None
@@ -240,6 +249,8 @@ class PatchSession:
             if self.injected is not None:
                 self.summary.dataset = {"preset": self.injected.spec, "train_rows": len(self.injected.real.train)}
             self._isolate_modules()
+            if self.device == "cpu":
+                force_cpu(self.stack)
             self.clock = pin_seeds(self.stack, self.seed, [str(self.root)])
             self.recorder = DrawRecorder(self.table, self.covers)
             self.patcher = self.patcher_class(self)
@@ -266,6 +277,7 @@ class PatchSession:
         """
         if self.stack is None:
             raise ConfigError(ERR_NOT_OPEN)
+        self.patcher.check_arguments([str(a) for a in argv])
         run_as_main(self.script, self.source, argv, argv0=self.script_arg, between=self.patcher.prepare_script)
         self.patcher.finish()
         return self.summary
@@ -280,7 +292,8 @@ def patch(codebase: str, script: str | os.PathLike, **options) -> PatchSession:
     array), ``weights`` (per-row, mode ``weights``), ``dataset`` (a preset injected
     through the codebase's ``get_dataset``) with ``dataset_options``, ``faithful``
     (FairDD's unnormalised sum; ``False`` divides by the number of groups),
-    ``min_group_size``, ``seed``, ``experts`` (MTT: ``sample`` or ``reweight``).
+    ``min_group_size``, ``seed``, ``experts`` (MTT: ``sample`` or ``reweight``), ``device``
+    (``"cpu"``: a script that hard-codes CUDA runs on the CPU, see :mod:`._device`).
     """
     return PatchSession(codebase, script, **options)
 

@@ -32,6 +32,8 @@ class RunSummary:
     seed: int
     group_source: str | None = None
     variant: str | None = None
+    fork: str | None = None
+    device: str | None = None
     patched: list[str] = field(default_factory=list)
     calls_by_site: Counter = field(default_factory=Counter)
     groups_seen: dict = field(default_factory=lambda: defaultdict(Counter))
@@ -73,6 +75,8 @@ class RunSummary:
             "codebase": self.codebase,
             "script": self.script,
             "variant": self.variant,
+            "fork": self.fork,
+            "device": self.device,
             "mode": self.mode,
             "faithful": self.faithful,
             "seed": self.seed,

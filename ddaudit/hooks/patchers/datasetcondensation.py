@@ -13,6 +13,11 @@ What is patched:
 - DM: ``utils.get_network`` wraps ``net.embed`` (:mod:`~ddaudit.hooks.patchers._embed`);
 - DC/DSA: ``torch.nn.CrossEntropyLoss``, ``torch.autograd.grad`` and
   ``utils.match_loss`` (:mod:`~ddaudit.hooks.patchers._gradients`).
+
+The FairDD (zqhang/FairDD ``main_DM.py``, ``main_DC.py``) and COBRA
+(mhmoslemi/COBRA ``train_dm.py``, ``train_dc.py``) forks share this layout; they
+are recognised from their scripts and get ``(image, label, group)`` rows and a
+refusal of their own fair mode under a ddaudit mode (:mod:`~ddaudit.hooks.patchers._forks`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import torch
 from ddaudit.errors import PatchError
 from ddaudit.hooks.patchers._checks import require_call_site, require_function
 from ddaudit.hooks.patchers._embed import EmbedInterceptor
+from ddaudit.hooks.patchers._forks import detect_fork, reads_group_item, refuse_own_fair_mode
 from ddaudit.hooks.patchers._gradients import RealGradientChannel
 from ddaudit.hooks.patchers._registry import register_patcher
 from ddaudit.hooks.patchers._session import Patcher
@@ -58,13 +64,17 @@ def dataset_labels(dataset) -> np.ndarray:
     return np.asarray([int(dataset[i][1]) for i in range(len(dataset))], dtype=np.int64)
 
 
-@register_patcher(CODEBASE, aliases=("dc", "dsa", "dm"))
+@register_patcher(CODEBASE, aliases=("dc", "dsa", "dm", "fairdd", "cobra"))
 class DatasetCondensationPatcher(Patcher):
-    """VICO-UoE/DatasetCondensation: main_DM.py (DM), main.py (DC, DSA)."""
+    """VICO-UoE/DatasetCondensation: main_DM.py (DM), main.py (DC, DSA); forks FairDD and COBRA."""
 
     def prepare(self) -> None:
         session = self.session
         script = session.script.name
+        self.fork = detect_fork(session.source)
+        session.summary.fork = self.fork.name if self.fork else None
+        #: FairDD/COBRA read ``(image, label, group)`` rows, train and test.
+        self.group_rows = reads_group_item(session.source)
         self.variant = detect_variant(session.source, script)
         session.summary.variant = self.variant
         self.expected_site = "net.embed on real batches" if self.variant == "dm" else "match_loss after a real gradient"
@@ -99,6 +109,10 @@ class DatasetCondensationPatcher(Patcher):
     def requires_interception(self) -> bool:
         return True
 
+    def check_arguments(self, argv) -> None:
+        if self.fork is not None:
+            refuse_own_fair_mode(self.fork, self.session.source, self.session.script.name, argv, self.session.mode)
+
     def prepare_script(self, namespace: dict) -> None:
         """A fork that defines its own helper instead of importing it from utils gets it patched too."""
         for name in sorted(self._patched):
@@ -127,9 +141,13 @@ class DatasetCondensationPatcher(Patcher):
                 "preset": injected.spec, "script_asked": str(dataset), "train_rows": len(real.train),
             }
             session.summary.note(f"get_dataset({dataset!r}) answered with preset {injected.spec}")
+            triples = self.group_rows
+            if triples:
+                session.summary.note("rows handed over as (image, label, group), train and test, as the fork reads them")
             return (
                 real.channel, tuple(real.im_size), real.num_classes, list(real.class_names),
-                injected.mean, injected.std, injected.train_rows(), injected.test_rows(), injected.test_loader(),
+                injected.mean, injected.std, injected.train_rows(groups=triples), injected.test_rows(groups=triples),
+                injected.test_loader(groups=triples),
             )
 
         get_dataset.__wrapped__ = original
