@@ -157,7 +157,22 @@ def undersized():
 
 
 def settings(**thresholds) -> GateSettings:
+    """The default settings: decide on the gating interval."""
     return GateSettings(thresholds=thresholds)
+
+
+def on_mean(**thresholds) -> GateSettings:
+    """Decide on the point estimate (``--gate-on mean``)."""
+    return GateSettings(thresholds=thresholds, gate_on="mean")
+
+
+def without_intervals(report: dict) -> dict:
+    """The report as versions before gating intervals wrote it."""
+    old = json.loads(json.dumps(report))
+    for entry in old["metrics"].values():
+        for key in ("interval", "interval_method", "interval_test", "interval_margin"):
+            entry.pop(key, None)
+    return old
 
 
 # ---------------------------------------------------------------- decisions
@@ -169,30 +184,44 @@ def test_biased_report_fails_deo_gate_with_the_hand_computed_value(biased):
     assert deo_max > 0.5
     outcome = evaluate_gates(report, settings(max_deo_max=0.3, max_deo_avg=0.3))
     by_name = {r.name: r for r in outcome.results}
-    assert by_name["max_deo_max"].value == pytest.approx(deo_max)
-    assert by_name["max_deo_avg"].value == pytest.approx(deo_avg)
+    assert by_name["max_deo_max"].estimate == pytest.approx(deo_max)
+    assert by_name["max_deo_avg"].estimate == pytest.approx(deo_avg)
+    low, high = report["metrics"]["deo_max"]["interval"]
+    assert 0.3 < low <= deo_max <= high
+    assert by_name["max_deo_max"].value == pytest.approx(low) and by_name["max_deo_max"].basis == "interval_low"
     assert by_name["max_deo_max"].outcome == "fail"
     assert outcome.status == "fail"
     assert outcome.exit_code == EXIT_GATE_FAILED
+    point = evaluate_gates(report, on_mean(max_deo_max=0.3, max_deo_avg=0.3))
+    assert [r.value for r in point.results] == pytest.approx([deo_max, deo_avg])
+    assert point.status == "fail"
 
 
-def test_balanced_report_passes_the_same_gate(balanced):
+def test_balanced_report_passes_when_the_whole_interval_is_below(balanced):
     y, a, preds, report = balanced
     deo_max, _ = deo_by_hand(y, a, preds)
-    assert deo_max < 0.3
-    outcome = evaluate_gates(report, settings(max_deo_max=0.3))
+    low, high = report["metrics"]["deo_max"]["interval"]
+    assert low <= deo_max < 0.3 < high < 0.4
+    outcome = evaluate_gates(report, settings(max_deo_max=0.4))
     (result,) = outcome.results
     assert result.passed and not result.inconclusive
-    assert result.value == pytest.approx(deo_max)
+    assert result.value == pytest.approx(high) and result.estimate == pytest.approx(deo_max)
     assert outcome.status == "pass" and outcome.exit_code == EXIT_OK
+    # 0.3 lies inside the interval: the data cannot tell, whatever the point estimate says.
+    open_gate = evaluate_gates(report, settings(max_deo_max=0.3))
+    assert open_gate.status == "inconclusive" and open_gate.exit_code == EXIT_INCONCLUSIVE
+    assert "contains the threshold 0.3" in open_gate.results[0].reason
+    assert evaluate_gates(report, on_mean(max_deo_max=0.3)).status == "pass"
 
 
 def test_min_gates_compare_with_at_least(biased):
     y, _, preds, report = biased
     accuracy = float(np.mean(preds == y[None, :]))
-    below = evaluate_gates(report, settings(min_accuracy=round(accuracy + 0.05, 3)))
-    above = evaluate_gates(report, settings(min_accuracy=round(accuracy - 0.05, 3)))
-    assert below.results[0].operator == ">=" and below.results[0].value == pytest.approx(accuracy)
+    low, high = report["metrics"]["accuracy"]["interval"]
+    below = evaluate_gates(report, settings(min_accuracy=round(high + 0.01, 3)))
+    above = evaluate_gates(report, settings(min_accuracy=round(low - 0.01, 3)))
+    assert below.results[0].operator == ">=" and below.results[0].estimate == pytest.approx(accuracy)
+    assert below.results[0].value == pytest.approx(high) and above.results[0].value == pytest.approx(low)
     assert below.status == "fail" and above.status == "pass"
 
 
@@ -201,65 +230,107 @@ def test_worst_group_accuracy_gate_uses_the_worst_cell(biased):
     worst = np.mean([min(np.mean(p[(y == k) & (a == g)] == k) for k in range(NUM_CLASSES) for g in range(NUM_GROUPS))
                      for p in preds])
     result = evaluate_gates(report, settings(min_worst_group_accuracy=0.5)).results[0]
-    assert result.value == pytest.approx(worst)
-    assert result.value < 0.5 and result.outcome == "fail"
+    assert result.estimate == pytest.approx(worst)
+    assert result.interval[1] < 0.5 and result.outcome == "fail"
 
 
-def test_gate_on_ci_uses_the_pessimistic_end_and_straddling_is_inconclusive(biased):
+def test_interval_rule_pass_fail_and_straddle(biased):
     _, _, _, report = biased
-    low, high = report["metrics"]["deo_max"]["ci"]
+    low, high = report["metrics"]["deo_max"]["interval"]
     assert low < high
     middle = (low + high) / 2
-    ci = dict(gate_on="ci")
-    straddle = evaluate_gates(report, GateSettings(thresholds={"max_deo_max": middle}, **ci)).results[0]
-    assert straddle.inconclusive and "straddles" in straddle.reason
-    assert straddle.value == pytest.approx(high) and straddle.basis == "ci_high"
-    above = evaluate_gates(report, GateSettings(thresholds={"max_deo_max": min(1.0, high + 0.01)}, **ci)).results[0]
-    below = evaluate_gates(report, GateSettings(thresholds={"max_deo_max": low - 0.01}, **ci)).results[0]
+    straddle = evaluate_gates(report, settings(max_deo_max=middle)).results[0]
+    assert straddle.inconclusive and "contains the threshold" in straddle.reason
+    assert straddle.value == pytest.approx(high) and straddle.basis == "interval_high"
+    assert straddle.interval == pytest.approx((low, high))
+    assert straddle.interval_method == report["metrics"]["deo_max"]["interval_method"]
+    above = evaluate_gates(report, settings(max_deo_max=min(1.0, high + 0.01))).results[0]
+    below = evaluate_gates(report, settings(max_deo_max=low - 0.01)).results[0]
     assert above.outcome == "pass" and below.outcome == "fail"
-    acc_low, acc_high = report["metrics"]["accuracy"]["ci"]
-    at_least = evaluate_gates(report, GateSettings(thresholds={"min_accuracy": (acc_low + acc_high) / 2}, **ci))
-    assert at_least.results[0].basis == "ci_low" and at_least.results[0].value == pytest.approx(acc_low)
+    acc_low, acc_high = report["metrics"]["accuracy"]["interval"]
+    at_least = evaluate_gates(report, settings(min_accuracy=(acc_low + acc_high) / 2))
+    assert at_least.results[0].basis == "interval_low" and at_least.results[0].value == pytest.approx(acc_low)
     assert at_least.status == "inconclusive" and at_least.exit_code == EXIT_INCONCLUSIVE
 
 
-def test_mean_and_ci_can_disagree(biased):
+def test_mean_and_interval_can_disagree(biased):
     _, _, _, report = biased
     mean = report["metrics"]["deo_max"]["mean"]
-    high = report["metrics"]["deo_max"]["ci"][1]
+    high = report["metrics"]["deo_max"]["interval"][1]
     assert mean < high
     threshold = (mean + high) / 2
-    assert evaluate_gates(report, settings(max_deo_max=threshold)).status == "pass"
-    assert evaluate_gates(report, GateSettings(thresholds={"max_deo_max": threshold}, gate_on="ci")).status != "pass"
+    assert evaluate_gates(report, on_mean(max_deo_max=threshold)).status == "pass"
+    assert evaluate_gates(report, settings(max_deo_max=threshold)).status == "inconclusive"
 
 
-def test_undersized_cell_makes_disparity_gates_inconclusive_but_not_accuracy(undersized):
+def test_report_without_intervals_gates_on_its_bootstrap_ci(biased):
+    report = without_intervals(biased[3])
+    low, high = report["metrics"]["deo_max"]["ci"]
+    middle = (low + high) / 2
+    straddle = evaluate_gates(report, settings(max_deo_max=middle)).results[0]
+    assert straddle.inconclusive and "straddles" in straddle.reason
+    assert straddle.value == pytest.approx(high) and straddle.basis == "ci_high"
+    assert evaluate_gates(report, settings(max_deo_max=min(1.0, high + 0.01))).status == "pass"
+    assert evaluate_gates(report, settings(max_deo_max=low - 0.01)).status == "fail"
+    assert evaluate_gates(report, on_mean(max_deo_max=0.3)).results[0].basis == "mean"
+
+
+def test_undersized_cell_widens_the_interval_instead_of_overriding(undersized):
     report = undersized
+    low, high = report["metrics"]["deo_max"]["interval"]
+    assert high > 0.5 > report["metrics"]["deo_max"]["mean"]
     outcome = evaluate_gates(report, settings(max_deo_max=0.9, min_accuracy=0.5))
+    by_name = {r.name: r for r in outcome.results}
+    assert by_name["max_deo_max"].outcome == "pass"
+    assert "1 (class, group) cell(s) below min_group_size 20" in by_name["max_deo_max"].reason
+    assert "min_group_size" not in by_name["min_accuracy"].reason
+    assert outcome.status == "pass"
+    pending = evaluate_gates(report, settings(max_deo_max=0.3)).results[0]
+    assert pending.inconclusive and "smallest cell 5 -> about" in pending.reason
+    quiet = evaluate_gates(report, GateSettings(thresholds={"max_deo_max": 0.9}, min_group_size=5)).results[0]
+    assert quiet.outcome == "pass" and "min_group_size" not in quiet.reason
+
+
+def test_report_without_intervals_keeps_the_small_cell_rule(undersized):
+    report = without_intervals(undersized)
+    outcome = evaluate_gates(report, on_mean(max_deo_max=0.9, min_accuracy=0.5))
     by_name = {r.name: r for r in outcome.results}
     assert by_name["max_deo_max"].inconclusive
     assert "class two x group green (n=5)" in by_name["max_deo_max"].reason
     assert by_name["min_accuracy"].outcome == "pass"
     assert outcome.status == "inconclusive" and outcome.exit_code == EXIT_INCONCLUSIVE
-    relaxed = evaluate_gates(report, GateSettings(thresholds={"max_deo_max": 0.9}, min_group_size=5))
+    relaxed = evaluate_gates(report, GateSettings(thresholds={"max_deo_max": 0.9}, gate_on="mean", min_group_size=5))
     assert relaxed.status == "pass"
 
 
-def test_empty_cell_is_listed_and_inconclusive():
+def test_empty_cell_holds_a_pass_open_but_not_a_failure():
     per_cell = np.full((NUM_CLASSES, NUM_GROUPS), 30)
     per_cell[0, 2] = 0
     y, a = make_test_set(per_cell)
     report = build_report(y, a, make_predictions(y, a, aligned=0.9, conflicting=0.9))
-    result = evaluate_gates(report, settings(max_deo_avg=0.9)).results[0]
-    assert result.inconclusive and "class zero x group blue (n=0)" in result.reason
+    assert report["metrics"]["deo_max"]["interval"][1] == 1.0
+    result = evaluate_gates(report, settings(max_deo_max=0.9)).results[0]
+    assert result.inconclusive and "1 (class, group) cell(s) have no test images" in result.reason
+    # DEO_A averages the open class with three measured ones, so its bound stays below 1.
+    assert evaluate_gates(report, settings(max_deo_avg=0.9)).status == "pass"
+    unfair = build_report(y, a, make_predictions(y, a, aligned=1.0, conflicting=0.0))
+    assert evaluate_gates(unfair, settings(max_deo_max=0.3)).status == "fail"
+    legacy = evaluate_gates(without_intervals(report), settings(max_deo_avg=0.9)).results[0]
+    assert legacy.inconclusive and "class zero x group blue (n=0)" in legacy.reason
 
 
 @pytest.mark.parametrize("value", [None, float("nan")])
 def test_undefined_metric_is_inconclusive(balanced, value):
     report = json.loads(json.dumps(balanced[3]))
     report["metrics"]["equalized_odds_difference"]["mean"] = value
-    result = evaluate_gates(report, settings(max_equalized_odds=0.5)).results[0]
+    result = evaluate_gates(report, on_mean(max_equalized_odds=0.5)).results[0]
     assert result.inconclusive and result.value is None and "undefined" in result.reason
+    report["metrics"]["deo_max"]["mean"] = value
+    result = evaluate_gates(report, on_mean(max_deo_max=0.5)).results[0]
+    assert result.inconclusive and result.value is None and "undefined" in result.reason
+    report["metrics"]["equalized_odds_difference"]["ci"] = [value, value]
+    result = evaluate_gates(report, settings(max_equalized_odds=0.5)).results[0]
+    assert result.inconclusive and "no confidence interval" in result.reason
 
 
 def test_missing_metric_is_inconclusive(balanced):
@@ -296,7 +367,7 @@ def test_amplification_without_reference_or_ratio_is_inconclusive(biased):
 
 def test_exit_code_policies(biased, undersized):
     small = undersized
-    inconclusive = {"max_deo_max": 0.9}
+    inconclusive = {"max_deo_max": 0.3}
     assert evaluate_gates(small, GateSettings(thresholds=inconclusive)).exit_code == EXIT_INCONCLUSIVE
     assert evaluate_gates(small, GateSettings(thresholds=inconclusive, inconclusive="pass")).exit_code == EXIT_OK
     assert evaluate_gates(small, GateSettings(thresholds=inconclusive, inconclusive="fail")).exit_code == EXIT_GATE_FAILED
@@ -309,8 +380,8 @@ def test_exit_code_policies(biased, undersized):
 
 def test_failure_dominates_inconclusive_across_reports(biased, balanced):
     fail = evaluate_gates(biased[3], settings(max_deo_max=0.3))
-    ok = evaluate_gates(balanced[3], settings(max_deo_max=0.3))
-    pending = evaluate_gates(balanced[3], GateSettings(thresholds={"max_deo_max": 0.3}, min_group_size=1000))
+    ok = evaluate_gates(balanced[3], settings(max_deo_max=0.4))
+    pending = evaluate_gates(balanced[3], settings(max_deo_max=0.3))
     assert combined_exit_code([ok, pending]) == EXIT_INCONCLUSIVE
     assert combined_exit_code([pending, fail, ok]) == EXIT_GATE_FAILED
     assert combined_exit_code([ok, ok]) == EXIT_OK
@@ -322,11 +393,14 @@ def test_apply_gates_records_gates_and_status_in_the_report(biased):
     assert report["status"] == "fail"
     assert [g["name"] for g in report["gates"]] == ["max_deo_max", "min_accuracy"]
     first = report["gates"][0]
-    assert set(first) >= {"name", "metric", "operator", "threshold", "value", "passed", "inconclusive", "reason"}
+    assert set(first) >= {"name", "metric", "operator", "threshold", "value", "passed", "inconclusive", "reason",
+                          "estimate", "interval", "interval_method", "settle"}
     assert first["metric"] == "deo_max" and first["operator"] == "<=" and first["threshold"] == 0.3
-    assert first["value"] == pytest.approx(report["metrics"]["deo_max"]["mean"])
+    assert first["estimate"] == pytest.approx(report["metrics"]["deo_max"]["mean"])
+    assert first["interval"] == pytest.approx(report["metrics"]["deo_max"]["interval"])
+    assert first["value"] == pytest.approx(first["interval"][0])
     assert first["passed"] is False and first["inconclusive"] is False
-    assert report["gate_settings"]["gate_on"] == "mean"
+    assert report["gate_settings"]["gate_on"] == "ci"
     assert json.loads(json.dumps(report))["gates"] == [r.to_dict() for r in outcome.results]
 
 
@@ -340,7 +414,7 @@ def test_thresholds_are_validated():
     with pytest.raises(ConfigError) as unknown:
         GateSettings(thresholds={"max_deo": 0.3})
     assert all(name in str(unknown.value) for name in THRESHOLDS)
-    with pytest.raises(ConfigError, match="mean|ci"):
+    with pytest.raises(ConfigError, match="ci|mean"):
         GateSettings(gate_on="median")
     with pytest.raises(ConfigError, match="min_group_size"):
         GateSettings(min_group_size=-1)
@@ -359,6 +433,7 @@ name = "my-distiller"
 max-deo-max = 0.4
 min_accuracy = 0.5
 min_group_size = 10
+gate_on = "mean"
 
 [tool.ddaudit.profiles.release]
 max_deo_max = 0.2
@@ -375,6 +450,7 @@ def test_pyproject_base_table_and_profiles(tmp_path):
     base = resolve_gate_settings(cwd=tmp_path)
     assert base.thresholds == {"max_deo_max": 0.4, "min_accuracy": 0.5}
     assert base.min_group_size == 10 and base.gate_on == "mean"
+    assert GateSettings().gate_on == "ci"
     release = resolve_gate_settings(profile="release", cwd=tmp_path)
     assert release.thresholds == {"max_deo_max": 0.2, "min_accuracy": 0.5}
     assert release.gate_on == "ci" and release.profile == "release"
@@ -503,12 +579,20 @@ def test_junit_counts_and_properties(biased, balanced, undersized):
     biased_suite = root.findall("testsuite")[0]
     props = {p.get("name"): p.get("value") for p in biased_suite.iter("property")}
     assert props["max_deo_max.threshold"] == "0.3"
-    assert float(props["max_deo_max.value"]) == pytest.approx(biased[3]["metrics"]["deo_max"]["mean"])
+    assert float(props["max_deo_max.estimate"]) == pytest.approx(biased[3]["metrics"]["deo_max"]["mean"])
+    assert float(props["max_deo_max.interval_low"]) == pytest.approx(biased[3]["metrics"]["deo_max"]["interval"][0])
+    assert props["max_deo_max.interval_method"] == biased[3]["metrics"]["deo_max"]["interval_method"]
     assert props["status"] == "fail" and props["max_deo_max.outcome"] == "fail"
+    small_suite = root.findall("testsuite")[2]
+    skipped = small_suite.findall(".//skipped")
+    assert any("contains the threshold 0.3" in case.get("message") and "smallest cell 5" in case.get("message")
+               for case in skipped)
+    small_props = {p.get("name"): p.get("value") for p in small_suite.iter("property")}
+    assert "smallest cell 5" in small_props["max_deo_max.settle"]
 
 
 def test_junit_marks_inconclusive_as_errors_when_they_fail_the_run(undersized):
-    outcome = evaluate_gates(undersized, GateSettings(thresholds={"max_deo_max": 0.9}, inconclusive="fail"))
+    outcome = evaluate_gates(undersized, GateSettings(thresholds={"max_deo_max": 0.3}, inconclusive="fail"))
     root = ET.fromstring(junit_xml([("small", outcome)]))
     assert_common_junit_schema(root)
     assert root.get("errors") == "1" and root.get("failures") == "0" and not root.findall(".//skipped")

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+import numpy as np
+
 from test_gate import balanced_arrays, biased_arrays, deo_by_hand, standard_report
 
 DDAUDIT = str(Path(sys.executable).parent / "ddaudit")
@@ -49,7 +51,53 @@ def reports(tmp_path_factory) -> dict[str, Path]:
     for name in ("biased", "balanced", "undersized"):
         paths[name] = folder / f"ddaudit-{name}.json"
         paths[name].write_text(json.dumps(standard_report(name)))
+    for name, report in small_cell_reports().items():
+        paths[name] = folder / f"ddaudit-{name}.json"
+        paths[name].write_text(json.dumps(report))
     return paths
+
+
+def colour_report(per_cell: np.ndarray, *, own: float, other: float, evaluators: int = 3) -> dict:
+    """A 10 classes x 10 colours report, built as ``ddaudit check`` builds it, where evaluators
+    are right with probability *own* on each class's own colour and *other* elsewhere."""
+    from ddaudit.metrics import compute_metrics
+    from ddaudit.report import json_ready
+
+    classes = groups = 10
+    y = np.repeat(np.repeat(np.arange(classes), groups), per_cell.ravel())
+    a = np.repeat(np.tile(np.arange(groups), classes), per_cell.ravel())
+    rng = np.random.default_rng(0)
+    right = rng.random((evaluators, y.size)) < np.where(a == y, own, other)
+    preds = np.where(right, y, (y + 1) % classes)
+    result = compute_metrics(y, a, preds, num_classes=classes, num_groups=groups, n_boot=200, seed=0)
+    report = {
+        "schema": "ddaudit.report/1", "status": "not_gated",
+        "synthetic": {"path": "distilled/colour.pt"},
+        "real": {"name": "colour", "num_classes": classes, "num_groups": groups,
+                 "class_names": [str(k) for k in range(classes)], "group_names": [f"c{g}" for g in range(groups)]},
+        "settings": {"confidence": 0.95, "num_eval": evaluators, "min_group_size": 20},
+        "metrics": result.metrics, "cells": result.cells, "reference": {}, "amplification": {},
+        "warnings": result.warnings, "gates": [],
+    }
+    return json.loads(json.dumps(json_ready(report)))
+
+
+def small_cell_reports() -> dict[str, dict]:
+    """The issue's case (1,500 test images, 8 to 27 per cell, 100 % on each class's own colour and
+    0 % elsewhere), a fair set on cells of 15, and one on cells of 40 whose interval straddles 0.3."""
+    rng = np.random.default_rng(13)
+    sizes = rng.integers(9, 23, 100)
+    sizes[:2] = (8, 27)
+    while sizes.sum() != 1500:      # nudge cells other than the two extremes until 1,500 images
+        step = 1 if sizes.sum() < 1500 else -1
+        movable = np.nonzero((sizes[2:] + step >= 9) & (sizes[2:] + step <= 26))[0] + 2
+        sizes[rng.choice(movable)] += step
+    sizes = rng.permutation(sizes).reshape(10, 10)
+    return {
+        "colour-violation": colour_report(sizes, own=1.0, other=0.0),
+        "colour-fair": colour_report(np.full((10, 10), 15), own=1.0, other=1.0),
+        "colour-middling": colour_report(np.full((10, 10), 40), own=0.95, other=0.95),
+    }
 
 
 @pytest.fixture
@@ -62,19 +110,85 @@ def test_biased_report_fails_and_balanced_passes(reports, work):
     failed = run_gate(str(reports["biased"]), "--max-deo-max", "0.3", cwd=work)
     assert failed.returncode == 1, failed.stderr
     assert "FAIL" in failed.stderr and "--max-deo-max" in failed.stderr
-    passed = run_gate(str(reports["balanced"]), "--max-deo-max", "0.3", cwd=work)
+    passed = run_gate(str(reports["balanced"]), "--max-deo-max", "0.4", cwd=work)
     assert passed.returncode == 0, passed.stderr
     assert "PASS" in passed.stderr
 
 
-def test_undersized_cell_gives_3_unless_decided(reports, work):
-    args = [str(reports["undersized"]), "--max-deo-max", "0.9"]
-    pending = run_gate(*args, cwd=work)
+def test_certain_violation_on_small_cells_exits_1(reports, work):
+    """The issue's case: 100 % vs 0 % on 8 to 27 images per cell can never be within 0.3."""
+    report = json.loads(reports["colour-violation"].read_text())
+    counts = [cell["count"] for cell in report["cells"]]
+    assert min(counts) == 8 and max(counts) == 27 and sum(counts) == 1500
+    assert sum(count < 20 for count in counts) > 50
+    low, high = report["metrics"]["deo_max"]["interval"]
+    assert report["metrics"]["deo_max"]["mean"] == 1.0 and 0.3 < low <= high == 1.0
+    out = work / "gated.json"
+    proc = run_gate(str(reports["colour-violation"]), "--max-deo-max", "0.3", "--json", str(out), cwd=work)
+    assert proc.returncode == 1, proc.stderr
+    gate = json.loads(out.read_text())["gates"][0]
+    assert gate["passed"] is False and gate["inconclusive"] is False
+    assert gate["interval"] == pytest.approx([low, high]) and gate["value"] == pytest.approx(low)
+    assert "lies at or above 0.3" in gate["reason"] and "below min_group_size 20" in gate["reason"]
+    # The point estimate says the same; the decision does not rest on it.
+    assert run_gate(str(reports["colour-violation"]), "--max-deo-max", "0.3", "--gate-on", "mean",
+                    cwd=work).returncode == 1
+
+
+def test_certain_pass_on_small_cells_exits_0(reports, work):
+    report = json.loads(reports["colour-fair"].read_text())
+    assert all(cell["count"] == 15 for cell in report["cells"])
+    assert report["metrics"]["deo_max"]["interval"][1] < 0.3
+    proc = run_gate(str(reports["colour-fair"]), "--max-deo-max", "0.3", "--min-accuracy", "0.9", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert "PASS" in proc.stderr and "below min_group_size 20" in one_line(proc.stderr)
+
+
+def test_straddling_interval_exits_3_and_says_what_would_settle_it(reports, work):
+    report = json.loads(reports["colour-middling"].read_text())
+    low, high = report["metrics"]["deo_max"]["interval"]
+    estimate = report["metrics"]["deo_max"]["mean"]
+    assert low < 0.3 < high and estimate < 0.3
+    args = [str(reports["colour-middling"]), "--max-deo-max", "0.3"]
+    out = work / "gated.json"
+    pending = run_gate(*args, "--json", str(out), cwd=work)
     assert pending.returncode == 3, pending.stderr
-    assert "n=5" in pending.stderr and "--inconclusive" in pending.stderr
+    gate = json.loads(out.read_text())["gates"][0]
+    assert gate["inconclusive"] and "contains the threshold 0.3" in gate["reason"]
+    # Half-widths shrink as 1/sqrt(n): the upper end must move from `high` to 0.3.
+    test_low, test_high = report["metrics"]["deo_max"]["interval_test"]
+    margin = report["metrics"]["deo_max"]["interval_margin"]
+    factor = ((test_high - estimate) / np.sqrt((0.3 - estimate) ** 2 - margin ** 2)) ** 2
+    assert f"roughly {factor:.1f}x the test images" in gate["settle"]
+    assert factor > 1 and f"smallest cell 40 -> about {int(np.ceil(40 * factor))}" in gate["settle"]
+    assert "--inconclusive" in pending.stderr
     assert run_gate(*args, "--inconclusive", "pass", cwd=work).returncode == 0
     assert run_gate(*args, "--inconclusive", "fail", cwd=work).returncode == 1
-    assert run_gate(*args, "--min-group-size", "5", cwd=work).returncode == 0
+    assert run_gate(*args, "--gate-on", "mean", cwd=work).returncode == 0
+
+
+def test_undersized_cell_warns_and_widens(reports, work):
+    wide = run_gate(str(reports["undersized"]), "--max-deo-max", "0.9", cwd=work)
+    assert wide.returncode == 0, wide.stderr
+    assert "below min_group_size 20" in one_line(wide.stderr)
+    quiet = run_gate(str(reports["undersized"]), "--max-deo-max", "0.9", "--min-group-size", "5", cwd=work)
+    assert quiet.returncode == 0 and "min_group_size" not in quiet.stderr
+    pending = run_gate(str(reports["undersized"]), "--max-deo-max", "0.3", cwd=work)
+    assert pending.returncode == 3 and "smallest cell 5" in one_line(pending.stderr)
+
+
+def test_report_without_intervals_still_gates(reports, work):
+    report = json.loads(reports["undersized"].read_text())
+    for entry in report["metrics"].values():
+        for key in ("interval", "interval_method", "interval_test", "interval_margin"):
+            entry.pop(key, None)
+    old = work / "old-report.json"
+    old.write_text(json.dumps(report))
+    pending = run_gate(str(old), "--max-deo-max", "0.9", "--gate-on", "mean", cwd=work)
+    assert pending.returncode == 3, pending.stderr
+    assert "n=5" in one_line(pending.stderr)
+    assert run_gate(str(old), "--max-deo-max", "0.9", "--gate-on", "mean", "--min-group-size", "5",
+                    cwd=work).returncode == 0
 
 
 def test_exit_zero_reports_without_failing(reports, work):
@@ -92,7 +206,7 @@ def test_no_threshold_is_not_gated(reports, work):
 
 def test_gate_on_ci_straddling_is_inconclusive(reports, work):
     report = json.loads(reports["biased"].read_text())
-    low, high = report["metrics"]["deo_max"]["ci"]
+    low, high = report["metrics"]["deo_max"]["interval"]
     middle = f"{(low + high) / 2:.6f}"
     assert run_gate(str(reports["biased"]), "--max-deo-max", middle, "--gate-on", "ci", cwd=work).returncode == 3
 
@@ -137,7 +251,7 @@ def test_threshold_out_of_range_gives_2(reports, work):
 
 
 def test_config_file_thresholds_apply_and_flags_override(reports, work):
-    (work / "pyproject.toml").write_text("[project]\nname = 'x'\n[tool.ddaudit]\nmax-deo-max = 0.3\n")
+    (work / "pyproject.toml").write_text("[project]\nname = 'x'\n[tool.ddaudit]\nmax-deo-max = 0.4\n")
     assert run_gate(str(reports["biased"]), cwd=work).returncode == 1
     assert run_gate(str(reports["balanced"]), cwd=work).returncode == 0
     assert run_gate(str(reports["biased"]), "--max-deo-max", "1.0", cwd=work).returncode == 0
@@ -177,7 +291,8 @@ def test_junit_file_parses_and_counts_failures(reports, work):
     assert int(root.get("tests")) == len(gated["gates"]) == 4
     props = {p.get("name"): p.get("value") for p in root.iter("property")}
     assert props["min_accuracy.threshold"] == "0.99"
-    assert float(props["max_deo_max.value"]) == pytest.approx(gated["metrics"]["deo_max"]["mean"])
+    assert float(props["max_deo_max.estimate"]) == pytest.approx(gated["metrics"]["deo_max"]["mean"])
+    assert float(props["max_deo_max.value"]) == pytest.approx(gated["metrics"]["deo_max"]["interval"][0])
 
 
 def test_existing_outputs_need_force(reports, work):
@@ -192,7 +307,7 @@ def test_existing_outputs_need_force(reports, work):
 
 
 def test_json_to_stdout_is_the_gated_report(reports, work):
-    proc = run_gate(str(reports["balanced"]), "--max-deo-max", "0.3", "--json", "-", cwd=work)
+    proc = run_gate(str(reports["balanced"]), "--max-deo-max", "0.4", "--json", "-", cwd=work)
     assert proc.returncode == 0
     report = json.loads(proc.stdout)
     assert report["status"] == "pass" and report["gates"][0]["name"] == "max_deo_max"
@@ -206,7 +321,7 @@ def test_several_reports_are_gated_together(reports, work):
     assert proc.returncode == 1
     suites = ET.parse(junit).getroot().findall("testsuite")
     assert [s.get("failures") for s in suites] == ["0", "1"]
-    both = run_gate(str(reports["balanced"]), str(reports["undersized"]), "--max-deo-max", "0.9", cwd=work)
+    both = run_gate(str(reports["balanced"]), str(reports["undersized"]), "--max-deo-max", "0.3", cwd=work)
     assert both.returncode == 3
 
 
@@ -218,7 +333,7 @@ def test_github_annotations_and_step_summary(reports, work):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("::error ")]
     warnings = [line for line in proc.stderr.splitlines() if line.startswith("::warning ")]
     assert len(errors) == 1 and "max_deo_max" in errors[0]
-    assert len(warnings) == 1 and "n=5" in warnings[0]
+    assert len(warnings) == 1 and "contains the threshold 0.3" in warnings[0] and "smallest cell 5" in warnings[0]
     text = summary.read_text()
     assert text.count("### ddaudit fairness gates") == 2
     assert "FAIL" in text and "INCONCLUSIVE" in text and "| `--max-deo-max` |" in text

@@ -73,8 +73,9 @@ Profile = Annotated[Optional[str], typer.Option(
 GateOn = Annotated[Optional[str], typer.Option(
     "--gate-on", metavar="|".join(GATE_ON_CHOICES), callback=_one_of(GATE_ON_CHOICES),
     rich_help_panel=PANEL, show_default=False,
-    help="Compare the mean over evaluators, or the pessimistic end of its confidence interval "
-         "(inconclusive when the interval straddles the threshold). Default: mean.",
+    help="ci: pass when the whole gating interval (exact per-cell bounds plus evaluator spread) meets the "
+         "threshold, fail when the whole interval violates it, inconclusive when the threshold lies inside it. "
+         "mean: decide on the mean over evaluators alone (no uncertainty). Default: ci.",
 )]
 Inconclusive = Annotated[Optional[str], typer.Option(
     "--inconclusive", metavar="|".join(INCONCLUSIVE_CHOICES), callback=_one_of(INCONCLUSIVE_CHOICES),
@@ -83,7 +84,9 @@ Inconclusive = Annotated[Optional[str], typer.Option(
 )]
 MinGroupSize = Annotated[Optional[int], typer.Option(
     "--min-group-size", min=0, rich_help_panel=PANEL, show_default=False,
-    help="Disparity gates are inconclusive when a (class, group) test cell has fewer samples. Default: 20.",
+    help="Warn about (class, group) test cells with fewer samples; small cells widen the gating interval "
+         "rather than override the decision (in reports without intervals they still make disparity gates "
+         "inconclusive). Default: 20.",
 )]
 ExitZero = Annotated[bool, typer.Option(
     "--exit-zero", rich_help_panel=PANEL, help="Report gate results but exit 0 whatever they are.",

@@ -20,7 +20,10 @@ from ddaudit.gate._evaluate import FAIL, INCONCLUSIVE, NOT_GATED, PASS, GateOutc
 
 OUTCOME_STYLE = {PASS: "green", FAIL: "bold red", INCONCLUSIVE: "yellow", NOT_GATED: "dim"}
 NOT_GATED_MESSAGE = "no fairness gate set: pass thresholds such as --max-deo-max 0.3, or configure [tool.ddaudit]"
-INCONCLUSIVE_HINT = "exit 3 (inconclusive): decide with --inconclusive pass|fail, or lower --min-group-size knowingly"
+INCONCLUSIVE_HINT = (
+    "exit 3 (inconclusive): the data cannot tell; the notes say how much more test data or how many more "
+    "evaluators would settle it, or decide with --inconclusive pass|fail"
+)
 
 
 def is_plain_output(stream: TextIO | None = None, environ: Mapping[str, str] | None = None) -> bool:
@@ -37,14 +40,14 @@ def is_plain_output(stream: TextIO | None = None, environ: Mapping[str, str] | N
 
 def gate_table(outcome: GateOutcome, title: str | None = None) -> Table:
     table = Table(title=None if title is None else Text(title), box=box.SIMPLE_HEAD, title_justify="left")
-    for header, justify in (("gate", "left"), ("metric", "left"), ("value", "right"),
+    for header, justify in (("gate", "left"), ("metric", "left"), ("value [interval]", "right"),
                             ("required", "left"), ("result", "left"), ("note", "left")):
         table.add_column(header, justify=justify, overflow="fold")
     for result in outcome.results:
         table.add_row(
             Text(result.flag),
             Text(f"{result.metric} ({result.basis})"),
-            Text("n/a" if result.value is None else f"{result.value:.4f}"),
+            Text(result.shown_value()),
             Text(f"{result.operator} {result.threshold:g}"),
             Text(result.outcome, style=OUTCOME_STYLE[result.outcome]),
             Text(result.reason),

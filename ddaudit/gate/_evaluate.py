@@ -1,9 +1,17 @@
 """Deciding each gate on a saved report: pass, fail, or inconclusive with a reason.
 
-A gate never passes on evidence it cannot trust: a missing value, a NaN, an
-undersized (class, group) cell behind a disparity, or (with ``gate_on="ci"``)
-an interval that straddles the threshold all make it inconclusive, and the
-exit code says so (3) unless the user decides otherwise.
+With ``gate_on="ci"`` (the default) a metric that carries a gating
+``interval`` follows one rule (:mod:`._rule`): pass when the whole interval
+meets the threshold, fail when the whole interval violates it, inconclusive
+only when the threshold lies inside it, with a hint of what data would settle
+it. Small (class, group) cells are named as a warning: they already widen the
+interval. ``gate_on="mean"`` decides on the point estimate alone.
+
+Reports written before gating intervals existed (and metrics without one)
+gate as they always did: on the bootstrap ``ci`` or the mean, and an
+undersized cell behind a disparity makes the gate inconclusive. A missing
+value or a NaN is inconclusive in every case; the exit code says so (3)
+unless the user decides otherwise.
 """
 
 from __future__ import annotations
@@ -13,10 +21,11 @@ from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 from ddaudit.errors import EXIT_GATE_FAILED, EXIT_INCONCLUSIVE, EXIT_OK
+from ddaudit.gate._rule import FAIL, INCONCLUSIVE, PASS, decide, settle_hint
 from ddaudit.gate._settings import GateSettings
 from ddaudit.gate._thresholds import AT_MOST, THRESHOLDS, Threshold
 
-PASS, FAIL, INCONCLUSIVE, NOT_GATED = "pass", "fail", "inconclusive", "not_gated"
+NOT_GATED = "not_gated"
 
 MISSING_VALUE_REASON = "the report has no {metric}"
 UNDEFINED_VALUE_REASON = "{metric} is undefined (NaN or empty) in the report"
@@ -27,6 +36,13 @@ STRADDLE_REASON = "interval [{low:.4g}, {high:.4g}] straddles the threshold {thr
 NO_CELLS_REASON = "the report has no (class, group) cell counts to check group sizes"
 SMALL_CELLS_REASON = "{count} (class, group) cell(s) below min_group_size {size}: {cells}"
 POINT_VALUE_NOTE = "no interval for {metric}; compared its point value"
+INSIDE_REASON = "the {interval} contains the threshold {threshold:g}"
+BELOW_REASON = "the whole {interval} lies at or below {threshold:g}"
+ABOVE_REASON = "the whole {interval} lies at or above {threshold:g}"
+INTERVAL_TEXT = "{confidence}interval [{low:.4g}, {high:.4g}] ({method})"
+MEAN_NOTE = "decided on the point estimate (--gate-on mean); the {interval} is not used"
+SMALL_CELLS_NOTE = "warning: {count} (class, group) cell(s) below min_group_size {size} widen the interval"
+SMALL_CELLS_MEAN_NOTE = "warning: {count} (class, group) cell(s) below min_group_size {size}; the estimate is noisy"
 MAX_LISTED_CELLS = 5
 
 
@@ -44,6 +60,10 @@ class GateResult:
     inconclusive: bool
     reason: str
     basis: str
+    estimate: float | None = None
+    interval: tuple[float, float] | None = None
+    interval_method: str | None = None
+    settle: str = ""
 
     @property
     def outcome(self) -> str:
@@ -54,13 +74,24 @@ class GateResult:
         return THRESHOLDS[self.name].flag
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        out["interval"] = None if self.interval is None else list(self.interval)
+        return out
+
+    def shown_value(self) -> str:
+        """The estimate with its interval when there is one, else the compared value."""
+        if self.interval is not None and self.estimate is not None:
+            return f"{self.estimate:.4g} [{self.interval[0]:.4g}, {self.interval[1]:.4g}]"
+        return "n/a" if self.value is None else f"{self.value:.4g}"
 
     def sentence(self) -> str:
         """One line a CI log or annotation can show on its own."""
-        shown = "n/a" if self.value is None else f"{self.value:.4g}"
         verdict = {PASS: "passed", FAIL: "FAILED", INCONCLUSIVE: "inconclusive"}[self.outcome]
-        text = f"{self.flag} {verdict}: {self.metric} ({self.basis}) = {shown}, required {self.operator} {self.threshold:g}"
+        if self.interval is not None and self.basis.startswith("interval"):
+            text = f"{self.flag} {verdict}: {self.metric} = {self.shown_value()}, required {self.operator} {self.threshold:g}"
+        else:
+            shown = "n/a" if self.value is None else f"{self.value:.4g}"
+            text = f"{self.flag} {verdict}: {self.metric} ({self.basis}) = {shown}, required {self.operator} {self.threshold:g}"
         return f"{text}; {self.reason}" if self.reason else text
 
 
@@ -137,6 +168,8 @@ def _decide(threshold: Threshold, limit: float, report: dict, settings: GateSett
     if entry is None:
         template = MISSING_VALUE_REASON if threshold.has_interval else MISSING_REFERENCE_REASON
         decision = _Decision(None, False, True, template.format(metric=threshold.metric), "value")
+    elif threshold.has_interval and _gating_interval(entry) is not None:
+        return _decide_with_interval(threshold, limit, entry, report, settings)
     elif threshold.has_interval and settings.gate_on == "ci":
         decision = _decide_on_interval(threshold, limit, entry)
     else:
@@ -144,6 +177,69 @@ def _decide(threshold: Threshold, limit: float, report: dict, settings: GateSett
     if not decision.inconclusive and threshold.needs_cells and small is not None:
         decision = decision._replace(passed=False, inconclusive=True, reason=small)
     return GateResult(threshold.name, threshold.metric, threshold.operator, limit, *decision)
+
+
+def _decide_with_interval(threshold: Threshold, limit: float, entry: dict, report: dict,
+                          settings: GateSettings) -> GateResult:
+    """The evidence rule on a metric's gating ``interval`` (or its mean with ``gate_on="mean"``)."""
+    low, high = _gating_interval(entry)
+    estimate = _number(entry.get("mean"))
+    method = entry.get("interval_method") if isinstance(entry.get("interval_method"), str) else "interval"
+    confidence = _number((report.get("settings") or {}).get("confidence")) if isinstance(report.get("settings"), dict) else None
+    described = INTERVAL_TEXT.format(confidence=f"{confidence:.0%} " if confidence else "", low=low, high=high,
+                                     method=method)
+    common = dict(estimate=estimate, interval=(low, high), interval_method=method)
+    counts, small_count = _cell_counts(report, settings.min_group_size)
+    if settings.gate_on == "mean":
+        if estimate is None or not math.isfinite(estimate):
+            reason = UNDEFINED_VALUE_REASON.format(metric=threshold.metric)
+            return GateResult(threshold.name, threshold.metric, threshold.operator, limit, None, False, True,
+                              reason, "mean", **common)
+        notes = [MEAN_NOTE.format(interval=described)]
+        if threshold.needs_cells and small_count:
+            notes.append(SMALL_CELLS_MEAN_NOTE.format(count=small_count, size=settings.min_group_size))
+        return GateResult(threshold.name, threshold.metric, threshold.operator, limit, estimate,
+                          _holds(threshold, estimate, limit), False, "; ".join(notes), "mean", **common)
+    verdict = decide(threshold.operator, limit, low, high)
+    settle = ""
+    if verdict.outcome == INCONCLUSIVE:
+        reason = INSIDE_REASON.format(interval=described, threshold=limit)
+        settle = settle_hint(threshold.operator, limit, estimate, (low, high),
+                             test_interval=_pair(entry.get("interval_test")),
+                             margin=_number(entry.get("interval_margin")) or 0.0,
+                             cell_counts=counts if threshold.needs_cells else ())
+    else:
+        below = (verdict.outcome == PASS) == (threshold.operator == AT_MOST)
+        reason = (BELOW_REASON if below else ABOVE_REASON).format(interval=described, threshold=limit)
+    notes = [reason] + ([settle] if settle else [])
+    if threshold.needs_cells and small_count:
+        notes.append(SMALL_CELLS_NOTE.format(count=small_count, size=settings.min_group_size))
+    return GateResult(threshold.name, threshold.metric, threshold.operator, limit, verdict.value,
+                      verdict.outcome == PASS, verdict.outcome == INCONCLUSIVE, "; ".join(notes),
+                      verdict.basis, settle=settle, **common)
+
+
+def _gating_interval(entry: dict) -> tuple[float, float] | None:
+    """The metric's gating ``interval`` when present and finite (new reports), else None."""
+    bounds = _pair(entry.get("interval"))
+    if bounds is None or not all(math.isfinite(end) for end in bounds):
+        return None
+    return tuple(sorted(bounds))
+
+
+def _pair(value) -> tuple[float, float] | None:
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        return None
+    ends = [_number(end) for end in value]
+    return None if any(end is None for end in ends) else (ends[0], ends[1])
+
+
+def _cell_counts(report: dict, min_group_size: int) -> tuple[list[int], int]:
+    """Test images per (class, group) cell, and how many non-empty cells lie below *min_group_size*."""
+    cells = report.get("cells")
+    counts = [int(cell["count"]) for cell in cells if isinstance(cell, dict) and _number(cell.get("count")) is not None] \
+        if isinstance(cells, list) else []
+    return counts, sum(1 for count in counts if count < min_group_size)
 
 
 def _decide_on_point(threshold: Threshold, limit: float, entry: dict, gate_on: str) -> _Decision:

@@ -52,12 +52,11 @@ def summary_markdown(suites: Sequence[tuple[str, GateOutcome]]) -> str:
         if not outcome.results:
             parts.append("No thresholds were set.\n")
             continue
-        parts.append("| Gate | Metric | Value | Required | Result | Note |")
+        parts.append("| Gate | Metric | Value [interval] | Required | Result | Note |")
         parts.append("|---|---|---:|---|---|---|")
         for result in outcome.results:
-            value = "n/a" if result.value is None else f"{result.value:.4f}"
             parts.append(
-                f"| `{result.flag}` | {result.metric} ({result.basis}) | {value} | "
+                f"| `{result.flag}` | {result.metric} ({result.basis}) | {result.shown_value()} | "
                 f"{_cell(result.operator)} {result.threshold:g} | {result.outcome} | {_cell(result.reason)} |"
             )
         parts.append("")

@@ -2,8 +2,10 @@
 
 Follows the common (Jenkins ``junit-10.xsd``) schema: properties live on the
 test suite, so each gate's threshold, value and basis are suite properties
-prefixed with the gate's name; a failed gate is a ``<failure>``, an
-inconclusive one ``<skipped>`` (or ``<error>`` when inconclusive gates fail).
+prefixed with the gate's name (with the estimate, its interval and method);
+a failed gate is a ``<failure>``, an inconclusive one ``<skipped>`` (or
+``<error>`` when inconclusive gates fail) whose message gives the interval,
+the threshold and what data would settle it.
 """
 
 from __future__ import annotations
@@ -70,6 +72,13 @@ def _suite(label: str, outcome: GateOutcome, index: int) -> ET.Element:
         prop(f"{result.name}.value", "" if result.value is None else repr(result.value))
         prop(f"{result.name}.basis", result.basis)
         prop(f"{result.name}.outcome", result.outcome)
+        if result.interval is not None:
+            prop(f"{result.name}.estimate", "" if result.estimate is None else repr(result.estimate))
+            prop(f"{result.name}.interval_low", repr(result.interval[0]))
+            prop(f"{result.name}.interval_high", repr(result.interval[1]))
+            prop(f"{result.name}.interval_method", result.interval_method)
+        if result.settle:
+            prop(f"{result.name}.settle", result.settle)
 
     for result in outcome.results:
         case = ET.SubElement(suite, "testcase", {

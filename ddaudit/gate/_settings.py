@@ -8,8 +8,8 @@ from typing import Mapping
 from ddaudit.errors import ConfigError
 from ddaudit.gate._thresholds import THRESHOLDS
 
-#: Compare the mean over evaluators, or the pessimistic end of its confidence interval.
-GATE_ON_CHOICES = ("mean", "ci")
+#: Decide on the gating interval (pass/fail only when the whole interval says so), or on the mean alone.
+GATE_ON_CHOICES = ("ci", "mean")
 #: What an undecidable gate does to the exit code: 3 (error), 0 (pass) or 1 (fail).
 INCONCLUSIVE_CHOICES = ("error", "pass", "fail")
 DEFAULT_MIN_GROUP_SIZE = 20
@@ -28,7 +28,7 @@ class GateSettings:
     """Validated gate configuration; ``source``/``profile`` say where it came from."""
 
     thresholds: Mapping[str, float] = field(default_factory=dict)
-    gate_on: str = "mean"
+    gate_on: str = "ci"
     inconclusive: str = "error"
     min_group_size: int = DEFAULT_MIN_GROUP_SIZE
     exit_zero: bool = False
