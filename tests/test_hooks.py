@@ -99,7 +99,7 @@ def test_manifest_declares_both_hooks_as_pre_commit_requires():
 
 
 def test_gate_hook_fails_and_passes_as_the_cli_does(reports, tmp_path):
-    (tmp_path / "pyproject.toml").write_text("[tool.ddaudit]\nmax_deo_max = 0.3\n")
+    (tmp_path / "pyproject.toml").write_text("[tool.ddaudit]\nmax_deo_max = 0.4\n")
     hook = load_manifest()["ddaudit-gate"]
     unrelated = tmp_path / "package.json"
     unrelated.write_text("{}")
@@ -250,7 +250,7 @@ def test_action_gate_step_regates_a_report(reports, tmp_path):
     assert "::error " in failing.stderr
     assert "### ddaudit fairness gates: FAIL" in (tmp_path / "summary.md").read_text()
 
-    rerun, outputs = run_action_step("gate", {"report": str(reports["balanced"]), "thresholds": "--max-deo-max 0.3",
+    rerun, outputs = run_action_step("gate", {"report": str(reports["balanced"]), "thresholds": "--max-deo-max 0.4",
                                               "min-group-size": "10"}, tmp_path)
     assert rerun.returncode == 0, rerun.stderr
     assert outputs["status"] == "pass" and outputs["exit-code"] == "0"
