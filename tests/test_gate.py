@@ -645,3 +645,17 @@ def test_plain_output_under_ci_or_without_terminal():
     assert not is_plain_output(_Stream(tty=True), environ={"CI": "false"})
     assert is_plain_output(_Stream(tty=True), environ={"TERM": "dumb"})
 
+
+
+def test_markdown_report_says_why_a_gate_is_open(undersized):
+    from ddaudit.report import to_markdown
+
+    report = json.loads(json.dumps(undersized))
+    report["settings"].update(confidence=0.95, protocol={"name": "quick"})
+    apply_gates(report, settings(max_deo_max=0.3, min_accuracy=0.5))
+    text = to_markdown(report)
+    low, high = report["metrics"]["deo_max"]["interval"]
+    row = next(line for line in text.splitlines() if line.startswith("| max_deo_max"))
+    assert f"[{low:.4g}, {high:.4g}]" in row and "<= 0.3" in row and "inconclusive" in row
+    assert "contains the threshold 0.3" in row and "smallest cell 5 -> about" in row
+    assert "the whole 95% interval" in next(line for line in text.splitlines() if line.startswith("| min_accuracy"))

@@ -12,6 +12,14 @@ def _table(header: list[str], rows: list[list[str]], align_right_from: int = 1) 
     return lines
 
 
+def _gate_value(gate: dict) -> str:
+    """The estimate and its gating interval when the gate has one, else the compared value."""
+    interval, estimate = gate.get("interval"), gate.get("estimate")
+    if isinstance(interval, list) and len(interval) == 2 and estimate is not None:
+        return f"{estimate:.4g} [{interval[0]:.4g}, {interval[1]:.4g}]"
+    return str(gate.get("value"))
+
+
 def to_markdown(report: dict) -> str:
     syn, real, settings = report.get("synthetic", {}), report.get("real", {}), report.get("settings", {})
     proto = settings.get("protocol", {})
@@ -41,9 +49,10 @@ def to_markdown(report: dict) -> str:
     if report.get("gates"):
         lines += ["", "Gates:", ""]
         lines += _table(
-            ["gate", "value", "threshold", "result"],
-            [[g.get("name"), g.get("value"), f"{g.get('operator')} {g.get('threshold')}",
-              "inconclusive" if g.get("inconclusive") else ("pass" if g.get("passed") else "FAIL")]
+            ["gate", "value [interval]", "threshold", "result", "why"],
+            [[g.get("name"), _gate_value(g), f"{g.get('operator')} {g.get('threshold')}",
+              "inconclusive" if g.get("inconclusive") else ("pass" if g.get("passed") else "FAIL"),
+              str(g.get("reason") or "").replace("|", "\\|")]
              for g in report["gates"]],
         )
     if report.get("warnings"):
