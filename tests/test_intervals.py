@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 
 from ddaudit.metrics import clopper_pearson, compute_metrics, interval_table, metric_intervals
-from ddaudit.metrics._intervals import class_gap_pvalues
+from ddaudit.metrics._intervals import class_gap_pvalues, max_gap_lower
 
 K, G, E = 4, 4, 3
 
@@ -82,6 +82,35 @@ def test_class_gap_pvalue_matches_a_grid_search():
         assert float(got) == pytest.approx(expected, rel=1e-3, abs=1e-9)
 
 
+def test_equalized_odds_interval_matches_fairlearn_and_its_bounds():
+    from fairlearn.metrics import equalized_odds_difference
+
+    rng = np.random.default_rng(11)
+    total = rng.integers(10, 40, (K, G))
+    y = np.repeat(np.repeat(np.arange(K), G), total.ravel())
+    a = np.repeat(np.tile(np.arange(G), K), total.ravel())
+    pred = np.where(rng.random(y.size) < np.where(a == y, 0.9, 0.6), y, rng.integers(0, K, y.size))
+    correct = np.bincount(y * G + a, weights=pred == y, minlength=K * G).reshape(1, K, G)
+    predicted = np.bincount(pred * G + a, minlength=K * G).reshape(1, K, G)
+    row = interval_table(correct, total, 0.95, predicted=predicted)["equalized_odds_difference"]
+    per_class = [equalized_odds_difference(y == k, pred == k, sensitive_features=a, agg="worst_case")
+                 for k in range(K)]
+    assert float(row["estimate"]) == pytest.approx(max(per_class))
+    # Upper end: max over classes and both rates of (max U - min L), cells at 97.5 % two-sided.
+    upper = 0.0
+    for k in range(K):
+        for hits, size in ((correct[0, k], total[k]),
+                           (predicted[0, k] - correct[0, k], total.sum(axis=0) - total[k])):
+            cells = [exact(h, n, 0.975) for h, n in zip(hits, size)]
+            upper = max(upper, max(u for _, u in cells) - min(lo for lo, _ in cells))
+    assert float(row["high"]) == pytest.approx(upper, abs=1e-9)
+    assert 0.0 <= row["low"] <= row["estimate"] <= row["high"]
+    # A clear violation is certain: one class right only on its own group, in both rates.
+    certain = np.where(np.eye(K, G, dtype=bool), total, 0)[None]
+    lows = max_gap_lower([(certain, total), (np.zeros_like(certain), total.sum(axis=0) - total)], 0.05, independent=1)
+    assert lows.shape == (1,) and lows[0] > 0.3
+
+
 def test_evaluator_spread_widens_each_side_in_quadrature():
     rng = np.random.default_rng(7)
     total = np.full((K, G), 40)
@@ -106,8 +135,13 @@ def test_compute_metrics_reports_the_interval_and_its_method():
     a = np.repeat(np.tile(np.arange(G), K), total.ravel())
     preds = np.where(rng.random((3, y.size)) < 0.8, y, (y + 1) % K)
     result = compute_metrics(y, a, preds, num_classes=K, num_groups=G, n_boot=50)
-    fields = metric_intervals(np.stack([np.bincount(y * G + a, weights=p == y, minlength=K * G).reshape(K, G)
-                                        for p in preds]), total)
+    correct = np.stack([np.bincount(y * G + a, weights=p == y, minlength=K * G).reshape(K, G) for p in preds])
+    predicted = np.stack([np.bincount(p * G + a, minlength=K * G).reshape(K, G) for p in preds])
+    fields = metric_intervals(correct, total, predicted=predicted)
+    # The count-based equalized odds agrees with the report's fairlearn one-vs-rest value.
+    table = interval_table(correct, total, predicted=predicted)
+    assert float(table["equalized_odds_difference"]["estimate"]) == pytest.approx(
+        result.metrics["equalized_odds_difference"]["mean"])
     for name, expected in fields.items():
         entry = result.metrics[name]
         assert entry["interval"] == pytest.approx(expected["interval"])

@@ -22,17 +22,26 @@ For a max-type metric such as ``DEO_M = max_y (max_a p_ya - min_a p_ya)``:
   which no single class of 8 images can show; the smallest p-value keeps the
   power when only one class is unfair.
 
-Bounds that cannot exploit such structure use Bonferroni over the ``m`` cells
-they read, at one-sided level ``alpha / (4 m)`` per cell (``alpha / (2 m)`` for
-one-sided families).
+Each end of every interval therefore errs with probability at most
+``alpha/2``, whatever the cell sizes or accuracies; small cells simply give
+wide bounds. The cells' one-sided levels, metric by metric:
 
-Each bound therefore errs with probability at most ``alpha/2``, whatever the
-cell sizes or accuracies; small cells simply give wide bounds. The other
-metrics follow the same rule (see :data:`LEVELS`). Bounds are computed per
-evaluator and averaged: the test-set part of the interval of the evaluators'
-mean. Evaluator seeds add their own noise, so each side is then widened in
-quadrature by the t-interval margin of the per-evaluator values
-(``t_{E-1} * sd / sqrt(E)``; none for one evaluator).
+=========================  ============================  ==============================
+metric                     lower end                     upper end
+=========================  ============================  ==============================
+accuracy (pooled)          ``alpha/2``                   ``alpha/2``
+worst-group accuracy       ``alpha/2`` (true min cell)   ``alpha/(2m)``, all m cells
+DEO_M                      class test (above)            ``alpha/4`` (true max pair)
+DEO_A                      ``alpha/(4m)``, all m cells   ``alpha/(4K)`` per class pair
+accuracy gap (pooled)      ``alpha/(4G)``, all groups    ``alpha/4`` (true max pair)
+equalized odds (1-vs-rest) class test (TPR and FPR)      ``alpha/4`` (true max pair)
+=========================  ============================  ==============================
+
+
+Bounds are computed per evaluator and averaged: the test-set part of the
+interval of the evaluators' mean. Evaluator seeds add their own noise, so each
+side is then widened in quadrature by the t-interval margin of the
+per-evaluator values (``t_{E-1} * sd / sqrt(E)``; none for one evaluator).
 
 ``benchmarks/interval_coverage.py`` measures the coverage of this interval and
 of the bootstrap and posterior alternatives on simulated test sets.
@@ -50,18 +59,9 @@ from ._disparity import class_gaps
 METHOD = "clopper-pearson-bound+evaluator-t"
 #: ``interval_method`` when a single evaluator leaves no seed spread to measure.
 METHOD_ONE_EVALUATOR = "clopper-pearson-bound"
-#: Metrics this module gives an interval, in report order.
-INTERVAL_METRICS = ("accuracy", "worst_group_accuracy", "deo_max", "deo_avg", "accuracy_gap")
-#: How each bound spends its error ``alpha/2``: on one cell side ("one"), on the two
-#: cells of one contrast ("pair"), on one contrast per class ("per_class"), or on every
-#: cell it reads ("all").
-LEVELS = {
-    "accuracy": ("one", "one"),
-    "worst_group_accuracy": ("one", "all"),
-    "deo_max": ("all", "pair"),
-    "deo_avg": ("all", "per_class"),
-    "accuracy_gap": ("all", "pair"),
-}
+#: Metrics this module gives an interval, in report order (equalized odds needs prediction counts).
+INTERVAL_METRICS = ("accuracy", "worst_group_accuracy", "deo_max", "deo_avg", "accuracy_gap",
+                    "equalized_odds_difference")
 
 
 def clopper_pearson(correct, total, tail: float) -> tuple[np.ndarray, np.ndarray]:
@@ -235,37 +235,63 @@ def class_gap_pvalues(hits_high, size_high, hits_low, size_low, groups, t, itera
 def deo_max_lower(correct, total, alpha: float, empty_as_zero: bool = False, iterations: int = 16) -> np.ndarray:
     """Lower confidence bound of DEO_M per evaluator ``(..., E)``, wrong with probability <= ``alpha/2``.
 
-    The largest ``t`` (to ``2**-iterations``) at which "every class's gap is at
-    most t" is rejected by Fisher's combination of the class p-values of
-    :func:`class_gap_pvalues` or by their minimum times the number of classes,
-    each at level ``alpha/4``. Classes with fewer than two non-empty groups take
-    no part. With ``empty_as_zero``, an empty cell is a certain accuracy of 0.
+    With ``empty_as_zero``, an empty cell is a certain accuracy of 0 (a huge 0-of-n cell).
     """
     correct = np.asarray(correct, dtype=np.float64)
     total = np.broadcast_to(np.asarray(total, dtype=np.float64), correct.shape)
     if empty_as_zero:
-        total = np.where(total > 0, total, 1e9)     # a huge 0-of-n cell: accuracy 0, bounds [0, ~0]
-    acc = cell_accuracy(correct, total)
-    present = ~np.isnan(acc)
-    groups = present.sum(axis=-1)
-    defined = groups >= 2
-    top, bottom = _extreme_cells(acc, total, True), _extreme_cells(acc, total, False)
-    hits_high = np.take_along_axis(correct, top, -1)[..., 0]
-    size_high = np.take_along_axis(total, top, -1)[..., 0]
-    hits_low = np.take_along_axis(correct, bottom, -1)[..., 0]
-    size_low = np.take_along_axis(total, bottom, -1)[..., 0]
+        total = np.where(total > 0, total, 1e9)
+    return max_gap_lower([(correct, total)], alpha, iterations=iterations)
+
+
+def max_gap_lower(families, alpha: float, *, independent: int | None = None, iterations: int = 16) -> np.ndarray:
+    """Lower confidence bound of ``max_y max_f (max_a r_fya - min_a r_fya)`` over rates ``r = hits / size``.
+
+    *families* lists ``(hits, size)`` arrays ``(..., E, K, G)``, one per kind of
+    rate (accuracy for DEO_M; true and false positive rates for equalized odds);
+    cells with ``size = 0`` take no part. Returns the largest ``t`` (to
+    ``2**-iterations``) at which "every class's gap is at most t" is rejected.
+    A class's p-value is the smallest of its families' :func:`class_gap_pvalues`
+    times the number of families; the null is rejected when the smallest class
+    p-value times the number of classes is at most ``alpha/4``, or when Fisher's
+    method rejects at ``alpha/4``. Fisher's method needs classes with disjoint
+    test images, so it reads only the first *independent* families (default:
+    all; accuracies within each true class are disjoint, false positive rates
+    share images across classes); with none, the minimum alone spends ``alpha/2``.
+    A class with no family of 2 or more groups takes no part.
+    """
+    independent = len(families) if independent is None else independent
+    pairs, usable = [], []
+    for hits, size in families:
+        hits = np.asarray(hits, dtype=np.float64)
+        size = np.broadcast_to(np.asarray(size, dtype=np.float64), hits.shape)
+        rate = cell_accuracy(hits, size)
+        groups = (~np.isnan(rate)).sum(axis=-1)
+        top, bottom = _extreme_cells(rate, size, True), _extreme_cells(rate, size, False)
+        pairs.append((np.take_along_axis(hits, top, -1)[..., 0], np.take_along_axis(size, top, -1)[..., 0],
+                      np.take_along_axis(hits, bottom, -1)[..., 0], np.take_along_axis(size, bottom, -1)[..., 0],
+                      groups))
+        usable.append(groups >= 2)
+    defined = np.any(usable, axis=0)
     classes = defined.sum(axis=-1)
-    fisher_limit = stats.chi2.isf(alpha / 4, 2 * np.maximum(classes, 1))
+    fisher_defined = np.any(usable[:independent], axis=0) if independent else np.zeros_like(defined)
+    fisher_classes = fisher_defined.sum(axis=-1)
+    fisher_limit = stats.chi2.isf(alpha / 4, 2 * np.maximum(fisher_classes, 1))
+    min_level = alpha / 4 if independent else alpha / 2
 
     def rejected(t):
-        p = class_gap_pvalues(hits_high, size_high, hits_low, size_low, groups, t[..., None])
-        p = np.where(defined, p, 1.0)
-        fisher = -2 * np.log(np.maximum(p, 1e-300)).sum(axis=-1)
-        smallest = p.min(axis=-1) * np.maximum(classes, 1)
-        return (classes > 0) & ((fisher > fisher_limit) | (smallest <= alpha / 4))
+        per_family = [np.where(ok, class_gap_pvalues(*pair[:4], pair[4], t[..., None]), 1.0)
+                      for pair, ok in zip(pairs, usable)]
+        p = np.where(defined, np.minimum(1.0, np.min(per_family, axis=0) * len(per_family)), 1.0)
+        hit = (classes > 0) & (p.min(axis=-1) * np.maximum(classes, 1) <= min_level)
+        if independent:
+            q = np.where(fisher_defined, np.minimum(1.0, np.min(per_family[:independent], axis=0) * independent), 1.0)
+            fisher = -2 * np.log(np.maximum(q, 1e-300)).sum(axis=-1)
+            hit |= (fisher_classes > 0) & (fisher > fisher_limit)
+        return hit
 
-    low = np.zeros(correct.shape[:-2])
-    high = np.ones(correct.shape[:-2])
+    low = np.zeros(defined.shape[:-1])
+    high = np.ones(defined.shape[:-1])
     for _ in range(iterations):
         middle = (low + high) / 2
         hit = rejected(middle)
@@ -274,7 +300,53 @@ def deo_max_lower(correct, total, alpha: float, empty_as_zero: bool = False, ite
     return np.where(classes > 0, low, np.nan)
 
 
-def interval_table(correct, total, confidence: float = 0.95, *, empty_as_zero: bool = False) -> dict[str, dict]:
+def prediction_counts(groups, predictions, num_classes: int, num_groups: int) -> np.ndarray:
+    """``#{yhat = k, A = a}`` per evaluator, shape ``(E, K, G)``: with the correct counts, the false positives."""
+    predictions = np.atleast_2d(np.asarray(predictions))
+    evaluators = predictions.shape[0]
+    code = (np.arange(evaluators)[:, None] * num_classes + predictions) * num_groups + np.asarray(groups)[None, :]
+    return np.bincount(code.ravel(), minlength=evaluators * num_classes * num_groups).reshape(
+        evaluators, num_classes, num_groups)
+
+
+def _equalized_odds(correct, total, predicted, alpha):
+    """One-vs-rest equalized odds ``(value, low, high)`` per evaluator, from counts.
+
+    Class k's value is ``max(TPR gap, FPR gap)`` over the groups that have both
+    positives and negatives of k (fairlearn's ``agg="worst_case"``, as the
+    report computes it); the metric is the largest over classes. The upper bound
+    reads the two cells of the true largest gap (level ``alpha/4`` each), with
+    groups lacking positives or negatives counted as unknown ``[0, 1]``; the
+    lower bound is :func:`max_gap_lower` over the two families of rates (Fisher's
+    method reads the true positive rates only: false positives of different
+    classes share images).
+    """
+    correct = np.asarray(correct, dtype=np.float64)
+    total = np.broadcast_to(np.asarray(total, dtype=np.float64), correct.shape)
+    predicted = np.asarray(predicted, dtype=np.float64)
+    negatives = total.sum(axis=-2, keepdims=True) - total
+    false_positives = predicted - correct
+    qualified = (total > 0) & (negatives > 0)
+    positives = np.where(qualified, total, 0.0)
+    negatives = np.where(qualified, negatives, 0.0)
+    tpr = cell_accuracy(correct, positives)
+    fpr = cell_accuracy(false_positives, negatives)
+    per_class = np.fmax(class_gaps(tpr), class_gaps(fpr))
+    value = _nan_reduce(per_class, -1, "max")
+    low = max_gap_lower([(correct, positives), (false_positives, negatives)], alpha, independent=1)
+    uppers = []
+    for hits, size in ((correct, positives), (false_positives, negatives)):
+        bounds = clopper_pearson(hits, size, alpha / 4)
+        unknown = np.broadcast_to(~qualified, bounds[0].shape)
+        _, upper = _spread_bounds(np.where(unknown, 0.0, bounds[0]), np.where(unknown, 1.0, bounds[1]), axis=-1,
+                                  floor_at_zero=True)
+        uppers.append(upper)
+    high = _nan_reduce(np.fmax(*uppers), -1, "max")
+    return value, low, high
+
+
+def interval_table(correct, total, confidence: float = 0.95, *, empty_as_zero: bool = False,
+                   predicted=None) -> dict[str, dict]:
     """Estimate and gating interval of each metric in :data:`INTERVAL_METRICS`.
 
     Parameters
@@ -286,6 +358,9 @@ def interval_table(correct, total, confidence: float = 0.95, *, empty_as_zero: b
         Test samples per cell.
     confidence : float
         Coverage of each two-sided interval; each side errs with at most half the rest.
+    predicted : array, shape (..., E, K, G), optional
+        ``#{yhat = k, A = a}`` per evaluator (:func:`prediction_counts`); adds
+        ``equalized_odds_difference``.
 
     Returns
     -------
@@ -298,7 +373,10 @@ def interval_table(correct, total, confidence: float = 0.95, *, empty_as_zero: b
     correct = np.asarray(correct, dtype=np.float64)
     evaluators = correct.shape[-3]
     table = {}
-    for name, (value, low, high) in _per_evaluator(correct, total, alpha, empty_as_zero).items():
+    rows = _per_evaluator(correct, total, alpha, empty_as_zero)
+    if predicted is not None:
+        rows["equalized_odds_difference"] = _equalized_odds(correct, total, predicted, alpha)
+    for name, (value, low, high) in rows.items():
         estimate = value.mean(axis=-1)
         test_low, test_high = low.mean(axis=-1), high.mean(axis=-1)
         if evaluators > 1:
@@ -317,7 +395,8 @@ def interval_table(correct, total, confidence: float = 0.95, *, empty_as_zero: b
     return table
 
 
-def metric_intervals(correct, total, confidence: float = 0.95, *, empty_as_zero: bool = False) -> dict[str, dict]:
+def metric_intervals(correct, total, confidence: float = 0.95, *, empty_as_zero: bool = False,
+                     predicted=None) -> dict[str, dict]:
     """Report fields of one audit: ``{metric: {"interval", "interval_method", "interval_test", "interval_margin"}}``.
 
     *correct* is ``(E, K, G)``. ``interval`` is what gates decide on;
@@ -327,7 +406,8 @@ def metric_intervals(correct, total, confidence: float = 0.95, *, empty_as_zero:
     correct = np.asarray(correct)
     method = METHOD if correct.shape[0] > 1 else METHOD_ONE_EVALUATOR
     fields = {}
-    for name, row in interval_table(correct, total, confidence, empty_as_zero=empty_as_zero).items():
+    for name, row in interval_table(correct, total, confidence, empty_as_zero=empty_as_zero,
+                                    predicted=predicted).items():
         fields[name] = {
             "interval": [float(row["low"]), float(row["high"])],
             "interval_method": method,

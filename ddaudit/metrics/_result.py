@@ -39,7 +39,7 @@ from ._directional import pair_signs, row_scores
 from ._disparity import accuracy, accuracy_gap, class_gaps, deo, group_accuracy, worst_group_accuracy
 from ._fairlearn_views import one_vs_rest_demographic_parity, one_vs_rest_equalized_odds
 from ._inputs import as_count, as_labels, as_predictions
-from ._intervals import metric_intervals
+from ._intervals import metric_intervals, prediction_counts
 from ._uncertainty import basic_interval, percentile_interval, stratified_resample_sums, t_interval
 
 #: Every metric :func:`compute_metrics` reports, in report order.
@@ -270,7 +270,8 @@ def compute_metrics(y_true, groups, predictions, *, num_classes: int, num_groups
     boot = _bootstrap(y, a, pred, total, signs, num_classes, num_groups, n_boot, seed, empty_as_zero) if n_boot else {}
     metrics = {name: _summary(name, per_evaluator[name], boot.get(name), confidence, interval)
                for name in METRIC_NAMES}
-    for name, fields in metric_intervals(correct, total, confidence, empty_as_zero=empty_as_zero).items():
+    for name, fields in metric_intervals(correct, total, confidence, empty_as_zero=empty_as_zero,
+                                         predicted=prediction_counts(a, pred, num_classes, num_groups)).items():
         metrics[name].update(fields)  # the gating interval: exact cell bounds plus evaluator spread
     gaps = class_gaps(cell_accuracy(correct, total, empty_as_zero=empty_as_zero))
     flagged = small_cells(total, min_group_size)
