@@ -152,3 +152,81 @@ def test_device_cpu_runs_cuda_bound_code_and_is_undone(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises((RuntimeError, AssertionError)):
             torch.zeros(1).cuda()
+
+
+# ------------------------------------------------------------------------------ IDM, DataDAM
+
+IDM, DATADAM = FIXTURES / "idm", FIXTURES / "datadam"
+TOY_LABELS = np.repeat(np.arange(3), 30)
+TOY_GROUPS = np.where(np.random.default_rng(5).random(90) < 0.75, TOY_LABELS % 2, 1 - TOY_LABELS % 2)
+
+
+def fairdd_term(real, groups, syn):
+    """FairDD's per-class term: sum over groups present of ||mean real_g - mean syn||^2."""
+    real, syn, groups = real.double(), syn.double(), torch.as_tensor(groups)
+    return sum(((real[groups == g].mean(0) - syn.mean(0)) ** 2).sum() for g in torch.unique(groups))
+
+
+def test_idm_sync_matches_embed_channel_avg_per_group_and_injects_mtts_tuple(tmp_path):
+    summary, trace = traced_as("idm", IDM / "IDM_toy.py", ["--save_path", tmp_path], groups=TOY_GROUPS)
+    terms = paired(trace, "dm")
+    assert len(terms) == 3 * 3 and summary.calls_by_site == {"embed_channel_avg": 9}
+    for entry, idx in terms:
+        net = entry["net"]
+        raw = lambda x: type(net).embed_channel_avg(net, x, last=-1)  # noqa: E731
+        expected = fairdd_term(raw(entry["img_real"]), TOY_GROUPS[idx], raw(entry["img_syn"]))
+        assert entry["loss"] == pytest.approx(float(expected), rel=1e-5)
+    preset, _ = traced_as("idm", IDM / "IDM_toy.py", ["--Iteration", 0, "--save_path", tmp_path / "p"], **PRESET)
+    assert preset.dataset["preset"] == "cmnist-fg" and preset.intercepted_calls == 10
+
+
+def attention(features):
+    a = features.abs().sum(1).flatten(1)
+    return a / a.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def test_datadam_sync_matches_attention_maps_and_embedding_per_group(tmp_path):
+    summary, trace = traced_as("datadam", DATADAM / "main_DataDAM.py", ["--save_path", tmp_path], groups=TOY_GROUPS)
+    draws = [e["idx"] for e in trace if e["kind"] == "draw"]
+    steps = [e for e in trace if e["kind"] == "dam"]
+    assert len(steps) == 3 and summary.calls_by_site == {"forward": 3, "get_attention": 6}
+    for step, entry in enumerate(steps):
+        net = entry["net"]
+        maps = {}
+        for side in ("img_real", "img_syn"):
+            x, found = entry[side], []
+            for module in net.features:
+                x = module(x)
+                if isinstance(module, torch.nn.ReLU):
+                    found.append(x.clone())
+            maps[side] = [attention(f) for f in found] + [x.flatten(1)]
+        per_class = [draws[3 * step + c] for c in range(3)]
+        expected = []
+        for layer in range(3):
+            total = 0.0
+            for c, idx in enumerate(per_class):
+                real = maps["img_real"][layer][10 * c : 10 * (c + 1)]
+                syn = maps["img_syn"][layer][2 * c : 2 * (c + 1)]
+                total += float(fairdd_term(real, TOY_GROUPS[idx], syn))
+            expected.append(total)
+        np.testing.assert_allclose(entry["layers"], [100 * v for v in expected[:2]], rtol=1e-4)
+        assert entry["output"] == pytest.approx(100 * 0.01 * expected[2], rel=1e-4)
+    from ddaudit.io import load_synthetic
+
+    assert load_synthetic(tmp_path / "res_DataDAM_TOY_ConvNet_2ipc_.pt").images.shape == (6, 1, 8, 8)
+
+
+def test_datadam_refuses_zca_with_a_preset_and_a_script_of_another_layout(tmp_path):
+    from ddaudit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--zca"):
+        traced_as("datadam", DATADAM / "main_DataDAM.py", ["--zca", "1", "--save_path", tmp_path], **PRESET)
+    with pytest.raises(PatchError, match="get_attention"):
+        traced_as("datadam", FAIRDD / "main_DM.py", [], **PRESET)
+
+
+def traced_as(codebase, script, argv, **options):
+    with patch(codebase, script, **options) as session:
+        session.run([str(a) for a in argv])
+        trace = list(sys.modules["utils"].TRACE)
+    return session.summary, trace

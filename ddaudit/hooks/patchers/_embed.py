@@ -43,56 +43,50 @@ ERR_SYN_BLOCKS = (
     "{codebase}: embed() saw {rows} synthetic rows for {blocks} real class blocks; "
     "expected the same number of classes on both sides"
 )
-ERR_NO_EMBED = "{codebase}: get_network returned a {kind} without an embed() method; DM needs net.embed(x)"
+ERR_NO_EMBED = "{codebase}: get_network returned a {kind} without a {method}() method; the matching needs net.{method}(x)"
+ERR_FEATURE_SHAPE = (
+    "{codebase}: --mode sync needs real features of shape (rows, features) at the matching site; got {shape}"
+)
 
 
-class EmbedInterceptor:
-    """Wraps ``net.embed`` of every network the patched ``get_network`` builds."""
+class BlockRescaler:
+    """The arithmetic shared by every feature-mean matcher: real class blocks in, rows the script's mean should see out.
+
+    :meth:`claim` resolves a real batch into the draws (class blocks) that produced
+    it and records their groups; :meth:`real` rescales a real feature batch block by
+    block (and, in ``sync``, appends the spread column); :meth:`synthetic` applies the
+    matching factor and zero column to the synthetic features of the same blocks.
+    """
 
     def __init__(self, session) -> None:
         self.session = session
-        self._plan: list[tuple[float, bool]] | None = None
 
-    def wrap_network(self, net):
-        target = net.module if isinstance(net, torch.nn.DataParallel) else net
-        embed = getattr(target, "embed", None)
-        if embed is None or not callable(embed):
-            raise PatchError(ERR_NO_EMBED.format(codebase=self.session.codebase, kind=type(target).__name__))
-        if not getattr(embed, "__ddaudit_fair__", False):
-            target.embed = self.wrap(embed)
-        return net
-
-    def wrap(self, embed):
-        @functools.wraps(embed)
-        def fair_embed(x, *args, **kwargs):
-            out = embed(x, *args, **kwargs)
-            if not self.session.called_from_script(sys._getframe(1)):
-                return out
-            if isinstance(x, torch.Tensor) and x.requires_grad:
-                return self._synthetic(out)
-            return self._real(out)
-
-        fair_embed.__ddaudit_fair__ = True
-        return fair_embed
-
-    def _real(self, out: torch.Tensor) -> torch.Tensor:
+    def claim(self, rows: int) -> list:
+        """``[(indices, groups, weights)]`` per class block of a real batch of *rows* rows."""
         session = self.session
-        draws = session.recorder.claim(out.shape[0])
+        draws = session.recorder.claim(rows)
         if draws is None:
-            raise PatchError(ERR_UNRESOLVED_BATCH.format(codebase=session.codebase, rows=out.shape[0]))
+            raise PatchError(ERR_UNRESOLVED_BATCH.format(codebase=session.codebase, rows=rows))
         table, summary = session.table, session.summary
-        pieces, plan, start = [], [], 0
+        blocks = []
         for draw in draws:
-            rows = out[start : start + len(draw.indices)]
-            start += len(draw.indices)
-            groups = table.groups_of(draw.indices, out.device)
+            groups = table.groups_of(draw.indices)
             summary.observe(draw.cls, groups, table.class_groups(draw.cls) if draw.cls is not None else None)
-            piece, step = self._rescale(rows, groups, table.weights_of(draw.indices, out.device))
+            blocks.append((draw.indices, groups, table.weights_of(draw.indices)))
+        return blocks
+
+    def real(self, out: torch.Tensor, blocks: list) -> tuple[torch.Tensor, list[tuple[float, bool]]]:
+        """The real features rescaled block by block, and the plan for the synthetic side."""
+        pieces, plan, start = [], [], 0
+        for indices, groups, weights in blocks:
+            rows = out[start : start + len(indices)]
+            start += len(indices)
+            piece, step = self._rescale(
+                rows, None if groups is None else groups.to(out.device), None if weights is None else weights.to(out.device)
+            )
             pieces.append(piece)
             plan.append(step)
-        self._plan = plan
-        summary.count("embed")
-        return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=0)
+        return (pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=0)), plan
 
     def _rescale(self, rows: torch.Tensor, groups, weights) -> tuple[torch.Tensor, tuple[float, bool]]:
         """One class block: the rows the script's mean should see, and the synthetic factor."""
@@ -100,13 +94,15 @@ class EmbedInterceptor:
         if mode == "none":
             return rows, (1.0, False)
         scales = row_scales(groups, mode, weights, min_group_size=minimum).to(rows.device, rows.dtype)
-        scaled = rows * scales.unsqueeze(1)
+        scaled = rows * scales.view(-1, *([1] * (rows.ndim - 1)))
         if mode != "sync":
             return scaled, (1.0, False)
+        if rows.ndim != 2:
+            raise PatchError(ERR_FEATURE_SHAPE.format(codebase=self.session.codebase, shape=tuple(rows.shape)))
         kept, skipped = kept_groups(groups, minimum)
         self.session.summary.dropped_small_groups += int(skipped.numel())
         k = int(kept.numel())
-        centres = torch.stack([rows[groups == g].double().mean(0) for g in kept])
+        centres = torch.stack([rows[groups == g].detach().double().mean(0) for g in kept])
         spread = ((centres - centres.mean(0)) ** 2).sum()
         if self.session.faithful:
             factor, constant = sync_scale(groups, min_group_size=minimum), spread
@@ -115,8 +111,7 @@ class EmbedInterceptor:
         column = torch.full((rows.shape[0], 1), math.sqrt(float(constant)), dtype=rows.dtype, device=rows.device)
         return torch.cat([scaled * factor, column], dim=1), (factor, True)
 
-    def _synthetic(self, out: torch.Tensor) -> torch.Tensor:
-        plan, self._plan = self._plan, None
+    def synthetic(self, out: torch.Tensor, plan: list[tuple[float, bool]] | None) -> torch.Tensor:
         if self.session.mode != "sync":
             return out
         if plan is None:
@@ -131,3 +126,40 @@ class EmbedInterceptor:
                 block = torch.cat([block, block.new_zeros(block.shape[0], 1)], dim=1)
             pieces.append(block)
         return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=0)
+
+
+class EmbedInterceptor:
+    """Wraps the embedding method (``net.embed``; IDM: ``embed_channel_avg``) of every network built."""
+
+    def __init__(self, session, method: str = "embed") -> None:
+        self.session = session
+        self.method = method
+        self.blocks = BlockRescaler(session)
+        self._plan: list[tuple[float, bool]] | None = None
+
+    def wrap_network(self, net):
+        target = net.module if isinstance(net, torch.nn.DataParallel) else net
+        embed = getattr(target, self.method, None)
+        if embed is None or not callable(embed):
+            raise PatchError(
+                ERR_NO_EMBED.format(codebase=self.session.codebase, kind=type(target).__name__, method=self.method)
+            )
+        if not getattr(embed, "__ddaudit_fair__", False):
+            setattr(target, self.method, self.wrap(embed))
+        return net
+
+    def wrap(self, embed):
+        @functools.wraps(embed)
+        def fair_embed(x, *args, **kwargs):
+            out = embed(x, *args, **kwargs)
+            if not self.session.called_from_script(sys._getframe(1)):
+                return out
+            if isinstance(x, torch.Tensor) and x.requires_grad:
+                plan, self._plan = self._plan, None
+                return self.blocks.synthetic(out, plan)
+            out, self._plan = self.blocks.real(out, self.blocks.claim(out.shape[0]))
+            self.session.summary.count(self.method)
+            return out
+
+        fair_embed.__ddaudit_fair__ = True
+        return fair_embed

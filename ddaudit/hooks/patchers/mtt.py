@@ -93,21 +93,25 @@ class MTTPatcher(Patcher):
                 result = original(dataset, data_path, batch_size, subset, args, *rest, **kwargs)
                 session.table.bind_labels(dataset_labels(result[6]), what=f"groups from {session.table.source}")
                 return result
-            if args is not None and getattr(args, "zca", False):
-                raise ConfigError(ERR_ZCA)
-            real = injected.real
-            session.summary.dataset = {
-                "preset": injected.spec, "script_asked": str(dataset), "train_rows": len(real.train),
-            }
-            identity = {c: c for c in range(real.num_classes)}
-            return (
-                real.channel, tuple(real.im_size), real.num_classes, list(real.class_names),
-                injected.mean, injected.std, injected.train_rows(), injected.test_rows(),
-                injected.test_loader(batch_size=128), None, identity, dict(identity),
-            )
+            return preset_as_mtt_tuple(session, dataset, args)
 
         get_dataset.__wrapped__ = original
         return get_dataset
+
+
+def preset_as_mtt_tuple(session, dataset, args) -> tuple:
+    """The injected preset as MTT's ``get_dataset`` 12-tuple (also IDM's, which imports MTT's utils)."""
+    if args is not None and getattr(args, "zca", False):
+        raise ConfigError(ERR_ZCA)
+    injected = session.injected
+    real = injected.real
+    session.summary.dataset = {"preset": injected.spec, "script_asked": str(dataset), "train_rows": len(real.train)}
+    identity = {c: c for c in range(real.num_classes)}
+    return (
+        real.channel, tuple(real.im_size), real.num_classes, list(real.class_names),
+        injected.mean, injected.std, injected.train_rows(), injected.test_rows(),
+        injected.test_loader(batch_size=128), None, identity, dict(identity),
+    )
 
 
 def snapshotting_cpu(original, session):
