@@ -92,7 +92,7 @@ def probe(
     Images whose most likely group has probability below ``min_confidence``
     are flagged as uncertain.
     """
-    from ddaudit.auditing import check_compatible, fit_zca, pixel_warning, resolve_device, resolve_space, to_real_space
+    from ddaudit.auditing import check_compatible, resolve_device
 
     if not 0.0 <= min_confidence <= 1.0:
         raise ConfigError(f"--min-confidence must lie in [0, 1], got {min_confidence!r}")
@@ -106,17 +106,7 @@ def probe(
     if real_data.num_groups < 2:
         raise InputError(f"{real_data.name} has a single protected group: there is no composition to probe")
 
-    warnings: list[str] = []
-    space = resolve_space(space, syn)
-    syn_x, space = to_real_space(syn.images, real_data, space, mean, std)
-    train, test = real_data.train, real_data.test
-    if space == "zca":
-        whiten = fit_zca(train.x)
-        train = GroupTensors(whiten(train.x), train.y, train.a)
-        test = GroupTensors(whiten(test.x), test.y, test.a)
-    note = pixel_warning(syn_x, test.x)
-    if note:
-        warnings.append(note)
+    syn_x, space, train, test, warnings = _in_real_space(syn, real_data, space, mean, std)
 
     def step(done: int, total: int) -> None:
         if progress is not None:
@@ -213,6 +203,47 @@ def reference_subset(real: RealData, labels: torch.Tensor, seed: int) -> GroupTe
     from ddaudit.auditing import derive_seeds, random_subset
 
     return random_subset(real.train, labels, real.num_classes, derive_seeds(seed, 1, stream=1)[0])
+
+
+def _in_real_space(syn: SyntheticSet, real: RealData, space: str, mean, std):
+    """Synthetic pixels in the real data's space (as ``check`` converts them), the real
+    splits in the same space (whitened for ZCA), and any pixel-space warning."""
+    from ddaudit.auditing import fit_zca, pixel_warning, resolve_space, to_real_space
+
+    space = resolve_space(space, syn)
+    syn_x, space = to_real_space(syn.images, real, space, mean, std)
+    train, test = real.train, real.test
+    if space == "zca":
+        if train is None:
+            raise InputError("--space zca needs the real training data to fit the whitening; this --real has none")
+        whiten = fit_zca(train.x)
+        train = GroupTensors(whiten(train.x), train.y, train.a)
+        test = GroupTensors(whiten(test.x), test.y, test.a)
+    note = pixel_warning(syn_x, test.x)
+    return syn_x, space, train, test, [note] if note else []
+
+
+def set_pictures(
+    synthetic: str | Path | SyntheticSet,
+    real: RealData,
+    *,
+    format: str | None = None,
+    index: int = -1,
+    space: str = "auto",
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    seed: int = 0,
+):
+    """Picture inputs without a probe (``check --no-probe``): the set and its references, no groups."""
+    from ddaudit.report import PictureInputs
+
+    syn = synthetic if isinstance(synthetic, SyntheticSet) else load_synthetic(str(synthetic), format=format, index=index)
+    syn_x, space, _, _, _ = _in_real_space(syn, real, space, mean, std)
+    inputs = PictureInputs(display_pixels(syn_x, real, space), syn.labels)
+    if real.train is not None:
+        reference = reference_subset(real, syn.labels, seed)
+        inputs.ref_pixels, inputs.ref_labels = display_pixels(reference.x, real, "normalized"), reference.y
+    return inputs
 
 
 def display_pixels(x: torch.Tensor, real: RealData, space: str) -> torch.Tensor:
