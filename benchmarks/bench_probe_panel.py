@@ -162,6 +162,7 @@ def audit_one(name: str, args, reals: dict) -> dict:
     return {
         "name": name, "dataset": dataset, "kind": kind, "ipc": ipc, "option": option,
         "mean_majority_share": comp["mean_majority_share"], "max_majority_share": comp["max_majority_share"],
+        "mean_soft_majority_share": comp.get("mean_soft_majority_share"),
         "mean_normalized_entropy": comp["mean_normalized_entropy"], "mean_js_real": comp["mean_js_real"],
         "classifier_accuracy": comp["classifier"]["accuracy"], "uncertain": comp["uncertain"]["count"],
         "deo_max": metrics["deo_max"]["mean"], "deo_avg": metrics["deo_avg"]["mean"],
@@ -189,10 +190,11 @@ def summary(args) -> None:
 
     rows = [json.loads(p.read_text()) for p in sorted(args.work.glob("*.result.json"))]
     rows.sort(key=lambda r: list(PANEL).index(r["name"]) if r["name"] in PANEL else 999)
-    print("| set | IPC | mean majority share | max | entropy | JS vs real | classifier acc. | DEO_M | DEO_A | accuracy | probe s | audit s |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| set | IPC | mean majority share | soft | max | entropy | JS vs real | classifier acc. | DEO_M | DEO_A | accuracy | probe s | audit s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['name']} | {r['ipc']} | {r['mean_majority_share']:.3f} | {r['max_majority_share']:.2f} | "
+        print(f"| {r['name']} | {r['ipc']} | {r['mean_majority_share']:.3f} | {r['mean_soft_majority_share']:.3f} | "
+              f"{r['max_majority_share']:.2f} | "
               f"{r['mean_normalized_entropy']:.3f} | {r['mean_js_real']:.3f} | {100 * r['classifier_accuracy']:.2f} | "
               f"{100 * r['deo_max']:.2f} | {100 * r['deo_avg']:.2f} | {100 * r['accuracy']:.2f} | "
               f"{r['probe_seconds']} | {r['audit_seconds']} |")
@@ -201,6 +203,8 @@ def summary(args) -> None:
         "sets": len(rows),
         "spearman_share_vs_deo_max": spearmanr(share, [r["deo_max"] for r in rows]).statistic,
         "spearman_share_vs_deo_avg": spearmanr(share, [r["deo_avg"] for r in rows]).statistic,
+        "spearman_soft_share_vs_deo_max": spearmanr([r["mean_soft_majority_share"] for r in rows],
+                                                    [r["deo_max"] for r in rows]).statistic,
         "spearman_entropy_vs_deo_max": spearmanr([r["mean_normalized_entropy"] for r in rows],
                                                  [r["deo_max"] for r in rows]).statistic,
         "probe_seconds_total": round(sum(r["probe_seconds"] for r in rows), 1),

@@ -59,6 +59,15 @@ def test_composition_summaries_match_hand_computation():
     assert comp["real_mean_majority_share"] == pytest.approx((0.9 + 0.5) / 2)
 
 
+def test_soft_shares_are_mean_probabilities_per_class():
+    labels = np.array([0, 0, 1])
+    proba = np.array([[0.6, 0.4], [0.2, 0.8], [1.0, 0.0]])
+    comp = composition(labels, proba.argmax(1), num_classes=2, num_groups=2, syn_proba=proba)
+    assert comp["classes"][0]["soft_shares"] == pytest.approx([0.4, 0.6])
+    assert comp["classes"][0]["shares"] == pytest.approx([0.5, 0.5])  # hard counts: one image each
+    assert comp["mean_soft_majority_share"] == pytest.approx((0.6 + 1.0) / 2)
+
+
 def test_entropy_and_divergence_bounds():
     assert normalized_entropy(np.array([1.0, 0, 0, 0])) == 0.0
     assert normalized_entropy(np.full(4, 0.25)) == pytest.approx(1.0)

@@ -103,10 +103,15 @@ def composition(
     num_groups: int,
     real_labels: np.ndarray | None = None,
     real_groups: np.ndarray | None = None,
+    syn_proba: np.ndarray | None = None,
 ) -> dict:
     """Per-class composition of a synthetic set and its summaries.
 
-    *syn_groups* are the (predicted) protected groups of the synthetic images,
+    *syn_groups* are the (predicted) protected groups of the synthetic images
+    (shares count them: "classify and count"); *syn_proba*, when given, their
+    ``(N, G)`` group probabilities, whose per-class mean gives ``soft_shares``
+    ("probabilistic classify and count": an image the classifier splits between
+    groups counts for each in proportion);
     *real_labels*/*real_groups* the real training data's classes and groups
     (``None`` when the real data has no training split). Classes without
     synthetic images are left out of the summaries.
@@ -121,6 +126,11 @@ def composition(
     classes = []
     for cls in range(num_classes):
         entry = {"class": cls, **class_composition(syn_counts[cls], None if real_counts is None else real_counts[cls])}
+        if syn_proba is not None:
+            rows = np.asarray(syn_proba, dtype=np.float64)[syn_labels == cls]
+            soft = rows.mean(axis=0) if len(rows) else np.zeros(num_groups)
+            entry["soft_shares"] = soft.tolist()
+            entry["soft_majority_share"] = majority_share(soft) if len(rows) else math.nan
         classes.append(entry)
     present = [c for c in classes if c["images"] > 0]
 
@@ -137,4 +147,6 @@ def composition(
         "mean_js_uniform": mean("js_uniform"),
         "real_mean_majority_share": mean("real_majority_share"),
     }
+    if syn_proba is not None:
+        summary["mean_soft_majority_share"] = mean("soft_majority_share")
     return {**summary, "classes": classes}

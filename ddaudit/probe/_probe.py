@@ -131,7 +131,7 @@ def probe(
     uncertain = torch.nonzero(confidence < min_confidence).flatten()
     comp = composition(
         syn.labels.numpy(), groups.numpy(), num_classes=real_data.num_classes, num_groups=real_data.num_groups,
-        real_labels=real_data.train.y.numpy(), real_groups=real_data.train.a.numpy(),
+        real_labels=real_data.train.y.numpy(), real_groups=real_data.train.a.numpy(), syn_proba=syn_proba.numpy(),
     )
     for entry in comp["classes"]:
         in_class = syn.labels == entry["class"]
