@@ -230,3 +230,80 @@ def traced_as(codebase, script, argv, **options):
         session.run([str(a) for a in argv])
         trace = list(sys.modules["utils"].TRACE)
     return session.summary, trace
+
+
+# ------------------------------------------------------------------------------ adapter
+
+OTHER = FIXTURES / "otherfork"
+
+
+def test_a_fork_no_patcher_knows_is_refused_with_the_adapter_fields_and_what_was_seen(tmp_path):
+    with pytest.raises(PatchError) as refused:
+        with patch("datasetcondensation", OTHER / "distill.py", groups=TOY_GROUPS):
+            pass
+    message = str(refused.value)
+    assert "--adapter FILE" in message and "[dataset] module, function, returns" in message
+    assert "from helpers: TRACE, build_net, load_data" in message and "features_of" in message
+    summary_file = tmp_path / "summary.json"
+    np.save(tmp_path / "groups.npy", TOY_GROUPS)
+    result = CliRunner().invoke(app, ["run", "-c", "datasetcondensation", "--groups", str(tmp_path / "groups.npy"),
+                                      "--summary", str(summary_file), "--", str(OTHER / "distill.py")])
+    assert result.exit_code == 2
+    import json
+
+    data = json.loads(summary_file.read_text())
+    assert "neither a DM script" in data["refusal"] and data["intercepted_calls"] == 0
+    assert data["found"]["local_imports"] == {"helpers": ["TRACE", "build_net", "load_data"]}
+    assert "features_of" in data["found"]["calls"]
+
+
+def test_the_adapter_makes_the_unknown_fork_fair(tmp_path):
+    with patch(None, OTHER / "distill.py", adapter=OTHER / "adapter.toml", groups=TOY_GROUPS) as session:
+        session.run(["--out", str(tmp_path)])
+        trace = list(sys.modules["helpers"].TRACE)
+    terms = paired(trace, "dm")
+    assert len(terms) == 2 * 3 and session.summary.calls_by_site == {"features_of": 6}
+    assert session.summary.fork == "otherfork" and session.summary.variant == "embed"
+    for entry, idx in terms:
+        net = entry["net"]
+        raw = lambda x: type(net).features_of(net, x)  # noqa: E731
+        expected = fairdd_term(raw(entry["img_real"]), TOY_GROUPS[idx], raw(entry["img_syn"]))
+        assert entry["loss"] == pytest.approx(float(expected), rel=1e-5)
+    # the preset is handed over in the layout the adapter names: (train, test, num_classes, channel, im_size)
+    result = CliRunner().invoke(app, ["run", "--adapter", str(OTHER / "adapter.toml"), "--dataset", "cmnist-fg",
+                                      "--dataset-option", "n_train=60", "--", str(OTHER / "distill.py"),
+                                      "--steps", "1", "--out", str(tmp_path / "preset")])
+    assert result.exit_code == 0, result.output
+    assert "intercepted calls: 10" in result.output
+    assert torch.load(tmp_path / "preset" / "synthetic.pt", weights_only=True)["images"].shape == (20, 3, 32, 32)
+
+
+def test_the_documented_example_adapter_describes_the_fixture_fork():
+    from dataclasses import replace
+
+    from ddaudit.hooks.patchers.adapter import load_adapter
+
+    example = load_adapter(Path(__file__).parents[1] / "examples" / "adapter.toml")
+    fixture = load_adapter(OTHER / "adapter.toml")
+    assert replace(example, path="") == replace(fixture, path="")
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("[dataset]\nmodule='helpers'\nfunction='load_data'\nreturns=['train']\n", "needs a [matching] table"),
+    ("[dataset]\nmodule='helpers'\nfunction='load_data'\nreturns=['train', 'labels']\n[matching]\nkind='embed'\n",
+     "[dataset] returns must list"),
+    ("[dataset]\nmodule='helpers'\nfunction='load_data'\nreturns=['train']\n[matching]\nkind='embed'\n"
+     "network_module='helpers'\nnetwork_function='build_net'\n", "[matching] method must be"),
+    ("[dataset]\nmodule='helpers'\nfunction='missing'\nreturns=['train']\n[matching]\nkind='embed'\n"
+     "network_module='helpers'\nnetwork_function='build_net'\nmethod='features_of'\n", "helpers.missing"),
+    ("not toml [", "is not valid TOML"),
+])
+def test_bad_adapter_files_are_one_line_errors(tmp_path, content, problem):
+    path = tmp_path / "adapter.toml"
+    path.write_text(content)
+    np.save(tmp_path / "g.npy", TOY_GROUPS)
+    result = CliRunner().invoke(app, ["run", "--adapter", str(path), "--groups", str(tmp_path / "g.npy"), "--",
+                                      str(OTHER / "distill.py"), "--out", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and problem in result.output

@@ -17,7 +17,7 @@ RUN_HELP = """Run a third-party distillation script unchanged, with fair matchin
 
 Everything after `--` is the script and its own arguments, e.g. `ddaudit run --codebase datasetcondensation --mode sync --dataset cmnist-fg -- main_DM.py --ipc 10`.
 
-The script runs in this process with its codebase's loss sites patched (DatasetCondensation main_DM.py / main.py, mtt-distillation buffer.py / distill.py, IDC/DREAM condense.py); every patch is undone when it ends, also on error. Groups come from --groups FILE (one integer per training row of the script's dataset, in its order) or from --dataset PRESET, which replaces what the script's get_dataset returns. Seeds are pinned (the codebases reseed from the wall clock). The script writes its own output files, which `ddaudit check` reads as they are.
+The script runs in this process with its codebase's loss sites patched (DatasetCondensation main_DM.py / main.py and its forks FairDD main_DM.py / main_DC.py and COBRA train_dm.py / train_dc.py, mtt-distillation buffer.py / distill.py, IDC/DREAM condense.py, IDM IDM_*.py, DataDAM main_DataDAM.py); every patch is undone when it ends, also on error. A fork no patcher knows can be described in a small TOML file passed with --adapter FILE. FairDD's --FairDD and COBRA's --mode fairdd|cobra are refused under a ddaudit mode (fairness would be applied twice); use --mode none to audit the fork's own fair run. --device cpu runs a script that hard-codes CUDA on the CPU. Groups come from --groups FILE (one integer per training row of the script's dataset, in its order) or from --dataset PRESET, which replaces what the script's get_dataset returns. Seeds are pinned (the codebases reseed from the wall clock). The script writes its own output files, which `ddaudit check` reads as they are.
 
 Exit codes: 0 success, 2 usage/input error or a codebase that does not look as expected, otherwise the script's own exit status (1 when it raised).
 """
@@ -49,7 +49,8 @@ def register(app: typer.Typer) -> None:
 
 def run(
     ctx: typer.Context,
-    codebase: Annotated[str, typer.Option("--codebase", "-c", help="datasetcondensation, mtt or idc (also: dream).")],
+    codebase: Annotated[Optional[str], typer.Option("--codebase", "-c", help="datasetcondensation (also its forks fairdd, cobra), mtt, idc (also: dream), idm or datadam.")] = None,
+    adapter: Annotated[Optional[Path], typer.Option(help="A TOML adapter file describing a fork no built-in patcher knows: [dataset] module/function/returns/rows and [matching] kind = embed|gradient|feature with the functions to wrap (see examples/adapter.toml).")] = None,
     mode: Annotated[Mode, typer.Option(help="sync (FairDD), barycenter (COBRA), weights (per-row weights), none (observe only).")] = Mode.sync,
     groups: Annotated[Optional[Path], typer.Option(help="Group id of every training row of the script's dataset (.pt, .npy, .txt, .csv).")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="A ddaudit dataset preset (e.g. cmnist-fg) injected through the codebase's get_dataset.")] = None,
@@ -71,14 +72,17 @@ def run(
     session = patch(
         codebase, script, mode=mode.value, groups=groups, weights=weights, dataset=dataset,
         dataset_options=parse_key_values(dataset_option, "--dataset-option"), faithful=faithful,
-        min_group_size=min_group_size, seed=seed, experts=experts.value, device=device,
+        min_group_size=min_group_size, seed=seed, experts=experts.value, device=device, adapter=adapter,
     )
-    console.print(f"ddaudit run: {session.codebase} {script} (mode {mode.value}, seed {seed})")
+    name = session.codebase if session.adapter is None else f"adapter {session.adapter.name}"
+    console.print(f"ddaudit run: {name} {script} (mode {mode.value}, seed {seed})")
     status = 0
     try:
         with session:
             session.run(argv)
     except DDAuditError:
+        if summary is not None:  # a refusal still records what was found (variant check, functions seen)
+            session.summary.write_json(summary)
         raise
     except SystemExit as stop:
         status = stop.code if isinstance(stop.code, int) else 1

@@ -44,6 +44,10 @@ ERR_SYN_BLOCKS = (
     "expected the same number of classes on both sides"
 )
 ERR_NO_EMBED = "{codebase}: get_network returned a {kind} without a {method}() method; the matching needs net.{method}(x)"
+ERR_NO_REAL_FORWARD = (
+    "{codebase}: {function} received real features before any real batch went through the network; "
+    "the patcher expects net(real_batch) before {function}(...)"
+)
 ERR_FEATURE_SHAPE = (
     "{codebase}: --mode sync needs real features of shape (rows, features) at the matching site; got {shape}"
 )
@@ -163,3 +167,66 @@ class EmbedInterceptor:
 
         fair_embed.__ddaudit_fair__ = True
         return fair_embed
+
+
+class ForwardFeatureInterceptor:
+    """Feature matching whose real batch goes through ``net(x)`` and whose features pass a function.
+
+    DataDAM-style: the network's ``forward`` on a real batch (no grad, called from
+    the script) resolves its class blocks and rescales the output (its first item
+    when it returns a tuple); every later call of the wrapped feature function
+    (attention maps of hooked activations) is rescaled with the same blocks, the
+    synthetic side with the same plan.
+    """
+
+    def __init__(self, session) -> None:
+        self.session = session
+        self.rescaler = BlockRescaler(session)
+        self._blocks = None
+        self._plan = None
+
+    def wrap_network(self, net):
+        target = net.module if isinstance(net, torch.nn.DataParallel) else net
+        if not getattr(target.forward, "__ddaudit_fair__", False):
+            target.forward = self._forward(target.forward)
+        return net
+
+    def _forward(self, forward):
+        session = self.session
+
+        @functools.wraps(forward)
+        def fair_forward(x, *args, **kwargs):
+            out = forward(x, *args, **kwargs)
+            if not isinstance(x, torch.Tensor) or not session.called_from_script(sys._getframe(1)):
+                return out
+            first = out[0] if isinstance(out, tuple) else out
+            if x.requires_grad:
+                first = self.rescaler.synthetic(first, self._plan)
+            else:
+                self._blocks = self.rescaler.claim(first.shape[0])
+                first, self._plan = self.rescaler.real(first, self._blocks)
+                session.summary.count("forward")
+            return (first, *out[1:]) if isinstance(out, tuple) else first
+
+        fair_forward.__ddaudit_fair__ = True
+        return fair_forward
+
+    def wrap_feature(self, function):
+        session = self.session
+        name = getattr(function, "__name__", "the feature function")
+
+        @functools.wraps(function)
+        def fair_feature(features, *args, **kwargs):
+            out = function(features, *args, **kwargs)
+            if not session.called_from_script(sys._getframe(1)):
+                return out
+            if features.requires_grad:
+                return self.rescaler.synthetic(out, self._plan)
+            if self._blocks is None:
+                raise PatchError(ERR_NO_REAL_FORWARD.format(codebase=session.codebase, function=name))
+            out, _ = self.rescaler.real(out, self._blocks)
+            session.summary.count(name)
+            return out
+
+        fair_feature.__wrapped__ = function
+        return fair_feature

@@ -31,12 +31,14 @@ from ddaudit.hooks.patchers._script import run_as_main
 from ddaudit.hooks.patchers._seeding import pin_seeds
 from ddaudit.hooks.patchers._stack import PatchStack
 from ddaudit.hooks.patchers._summary import RunSummary
+from ddaudit.hooks.patchers._survey import ADAPTER_HINT, describe, survey
 from ddaudit.mitigate.groups import MODES, check_min_group_size, check_mode
 
 _LIBRARY_PREFIXES = tuple(
     os.path.join(os.path.dirname(module.__file__), "") for module in (torch, ddaudit)
 )
 
+ERR_NO_CODEBASE = "name the codebase with --codebase NAME, or describe the fork with --adapter FILE"
 ERR_SCRIPT_MISSING = "script {script} does not exist; give the path of the codebase's script after `--`"
 ERR_MODE_UNSUPPORTED = "codebase {codebase!r} supports --mode {valid}; got {mode!r}"
 ERR_BOTH_SOURCES = "give the groups either with --groups FILE or with --dataset PRESET, not both"
@@ -98,7 +100,7 @@ class PatchSession:
 
     def __init__(
         self,
-        codebase: str,
+        codebase: str | None,
         script: str | os.PathLike,
         *,
         mode: str = "sync",
@@ -111,8 +113,18 @@ class PatchSession:
         seed: int = 0,
         experts: str = "sample",
         device: str | None = None,
+        adapter=None,
     ) -> None:
-        self.patcher_class = get_patcher(codebase)
+        self.adapter = None
+        if adapter is not None:
+            from ddaudit.hooks.patchers.adapter import AdapterPatcher, AdapterSpec, load_adapter
+
+            self.adapter = adapter if isinstance(adapter, AdapterSpec) else load_adapter(adapter)
+            self.patcher_class = AdapterPatcher
+        elif codebase is None:
+            raise ConfigError(ERR_NO_CODEBASE)
+        else:
+            self.patcher_class = get_patcher(codebase)
         self.codebase = self.patcher_class.codebase
         self.mode = check_mode(mode)
         if mode not in self.patcher_class.modes:
@@ -255,6 +267,13 @@ class PatchSession:
             self.recorder = DrawRecorder(self.table, self.covers)
             self.patcher = self.patcher_class(self)
             self.patcher.prepare()
+        except PatchError as error:
+            self.stack.close()
+            self.summary.found = survey(self.source, self.root)
+            self.summary.refusal = str(error)
+            if self.adapter is None:
+                raise PatchError(str(error) + ADAPTER_HINT.format(seen=describe(self.summary.found))) from None
+            raise
         except BaseException:
             self.stack.close()
             raise
@@ -277,13 +296,17 @@ class PatchSession:
         """
         if self.stack is None:
             raise ConfigError(ERR_NOT_OPEN)
-        self.patcher.check_arguments([str(a) for a in argv])
+        try:
+            self.patcher.check_arguments([str(a) for a in argv])
+        except PatchError as error:
+            self.summary.refusal = str(error)
+            raise
         run_as_main(self.script, self.source, argv, argv0=self.script_arg, between=self.patcher.prepare_script)
         self.patcher.finish()
         return self.summary
 
 
-def patch(codebase: str, script: str | os.PathLike, **options) -> PatchSession:
+def patch(codebase: str | None, script: str | os.PathLike, **options) -> PatchSession:
     """Patches that make *codebase*'s unmodified *script* fair, active inside ``with``.
 
     ``with patch("datasetcondensation", "main_DM.py", mode="sync", dataset="cmnist-fg") as s:
@@ -293,12 +316,13 @@ def patch(codebase: str, script: str | os.PathLike, **options) -> PatchSession:
     through the codebase's ``get_dataset``) with ``dataset_options``, ``faithful``
     (FairDD's unnormalised sum; ``False`` divides by the number of groups),
     ``min_group_size``, ``seed``, ``experts`` (MTT: ``sample`` or ``reweight``), ``device``
-    (``"cpu"``: a script that hard-codes CUDA runs on the CPU, see :mod:`._device`).
+    (``"cpu"``: a script that hard-codes CUDA runs on the CPU, see :mod:`._device`), ``adapter``
+    (an adapter file describing a fork no patcher knows; ``codebase`` may then be ``None``).
     """
     return PatchSession(codebase, script, **options)
 
 
-def run(codebase: str, script: str | os.PathLike, argv: Sequence[str] = (), **options) -> RunSummary:
+def run(codebase: str | None, script: str | os.PathLike, argv: Sequence[str] = (), **options) -> RunSummary:
     """Run *script* with *codebase*'s patches applied and undone; return the run summary."""
     with patch(codebase, script, **options) as session:
         return session.run(argv)

@@ -43,6 +43,9 @@ class RunSummary:
     dropped_small_groups: int = 0
     dataset: dict | None = None
     notes: list[str] = field(default_factory=list)
+    #: Set when the patch refused the script: the reason, and what the script imports and calls.
+    refusal: str | None = None
+    found: dict | None = None
 
     @property
     def intercepted_calls(self) -> int:
@@ -93,6 +96,8 @@ class RunSummary:
             },
             "dropped_small_groups": self.dropped_small_groups,
             "notes": list(self.notes),
+            "refusal": self.refusal,
+            "found": self.found,
         }
 
     def write_json(self, path: str | Path) -> None:

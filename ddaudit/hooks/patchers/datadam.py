@@ -24,14 +24,12 @@ DM arithmetic applies (:class:`~ddaudit.hooks.patchers._embed.BlockRescaler`):
 from __future__ import annotations
 
 import re
-import sys
 
 import numpy as np
-import torch
 
 from ddaudit.errors import ConfigError, PatchError
 from ddaudit.hooks.patchers._checks import require_call_site, require_function
-from ddaudit.hooks.patchers._embed import BlockRescaler
+from ddaudit.hooks.patchers._embed import ForwardFeatureInterceptor
 from ddaudit.hooks.patchers._registry import register_patcher
 from ddaudit.hooks.patchers._session import Patcher
 from ddaudit.hooks.patchers.datasetcondensation import dataset_labels
@@ -45,10 +43,6 @@ ERR_VARIANT = (
     "collected with register_forward_hook, as main_DataDAM.py)"
 )
 ERR_ZCA = "datadam: --zca cannot be combined with an injected dataset preset; drop --zca from the script's arguments"
-ERR_NO_REAL_FORWARD = (
-    "datadam: get_attention received real features before any real batch went through the network; "
-    "the patcher expects net(images_real_all) before get_attention(...)"
-)
 
 
 @register_patcher(CODEBASE, aliases=("data-dam",))
@@ -73,14 +67,12 @@ class DataDAMPatcher(Patcher):
         get_dataset = require_function(CODEBASE, utils, GET_DATASET)
         get_network = require_function(CODEBASE, utils, GET_NETWORK)
         get_attention = require_function(CODEBASE, utils, GET_ATTENTION)
-        self.rescaler = BlockRescaler(session)
-        self._blocks = None
-        self._plan = None
+        self.features = ForwardFeatureInterceptor(session)
         stack = session.stack
         stack.replace(utils, "get_dataset", self._get_dataset(get_dataset))
         stack.replace(np.random, "permutation", session.recorder.patched_permutation(np.random.permutation))
         stack.replace(utils, "get_network", self._get_network(get_network))
-        stack.replace(utils, "get_attention", self._get_attention(get_attention))
+        stack.replace(utils, "get_attention", self.features.wrap_feature(get_attention))
 
     def requires_interception(self) -> bool:
         return True
@@ -109,48 +101,7 @@ class DataDAMPatcher(Patcher):
 
     def _get_network(self, original):
         def get_network(*args, **kwargs):
-            net = original(*args, **kwargs)
-            target = net.module if isinstance(net, torch.nn.DataParallel) else net
-            if not getattr(target.forward, "__ddaudit_fair__", False):
-                target.forward = self._forward(target.forward)
-            return net
+            return self.features.wrap_network(original(*args, **kwargs))
 
         get_network.__wrapped__ = original
         return get_network
-
-    def _forward(self, forward):
-        session = self.session
-
-        def fair_forward(x, *args, **kwargs):
-            out = forward(x, *args, **kwargs)
-            if not session.called_from_script(sys._getframe(1)) or not isinstance(x, torch.Tensor):
-                return out
-            first = out[0] if isinstance(out, tuple) else out
-            if x.requires_grad:
-                first = self.rescaler.synthetic(first, self._plan)
-            else:
-                self._blocks = self.rescaler.claim(first.shape[0])
-                first, self._plan = self.rescaler.real(first, self._blocks)
-                session.summary.count("forward")
-            return (first, *out[1:]) if isinstance(out, tuple) else first
-
-        fair_forward.__ddaudit_fair__ = True
-        return fair_forward
-
-    def _get_attention(self, original):
-        session = self.session
-
-        def get_attention(feature_set, *args, **kwargs):
-            out = original(feature_set, *args, **kwargs)
-            if not session.called_from_script(sys._getframe(1)):
-                return out
-            if feature_set.requires_grad:
-                return self.rescaler.synthetic(out, self._plan)
-            if self._blocks is None:
-                raise PatchError(ERR_NO_REAL_FORWARD)
-            out, _ = self.rescaler.real(out, self._blocks)
-            session.summary.count("get_attention")
-            return out
-
-        get_attention.__wrapped__ = original
-        return get_attention
