@@ -307,3 +307,34 @@ def test_bad_adapter_files_are_one_line_errors(tmp_path, content, problem):
     assert result.exit_code == 2, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and problem in result.output
+
+
+NINE = '["channel", "im_size", "num_classes", "class_names", "mean", "std", "train", "test", "testloader"]'
+
+
+@pytest.mark.parametrize("codebase, script, matching, trace_kind, argv", [
+    ("datasetcondensation", FIXTURES / "datasetcondensation" / "main.py",
+     'kind = "gradient"\nmatch_module = "utils"\nmatch_function = "match_loss"\n', "dc", ["--dis_metric", "ours"]),
+    ("datadam", DATADAM / "main_DataDAM.py",
+     'kind = "feature"\nnetwork_module = "utils"\nnetwork_function = "get_network"\n'
+     'feature_module = "utils"\nfeature_function = "get_attention"\n', "dam", []),
+])
+def test_adapter_gradient_and_feature_kinds_reproduce_the_built_in_patchers(tmp_path, codebase, script, matching,
+                                                                              trace_kind, argv):
+    returns = NINE if codebase == "datasetcondensation" else NINE[:-1] + ', "none"]'
+    path = tmp_path / "adapter.toml"
+    path.write_text(f'[dataset]\nmodule = "utils"\nfunction = "get_dataset"\nreturns = {returns}\n'
+                    f"[matching]\n{matching}")
+    options = {"dataset": "cmnist-fg", "dataset_options": {"n_train": 300, "n_test": 4}}  # >= batch_real rows per class
+    with patch(None, script, adapter=path, **options) as session:
+        session.run([str(a) for a in argv + ["--save_path", tmp_path / "a"]])
+        adapted = [e for e in sys.modules["utils"].TRACE if e["kind"] == trace_kind]
+    with patch(codebase, script, **options) as builtin:
+        builtin.run([str(a) for a in argv + ["--save_path", tmp_path / "b"]])
+        reference = [e for e in sys.modules["utils"].TRACE if e["kind"] == trace_kind]
+    assert len(adapted) == len(reference) > 0
+    for mine, theirs in zip(adapted, reference):
+        for key in ("loss", "layers", "output"):
+            if key in theirs:
+                np.testing.assert_allclose(mine[key], theirs[key], rtol=1e-5)
+    assert session.summary.intercepted_calls == builtin.summary.intercepted_calls > 0
