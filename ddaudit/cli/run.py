@@ -108,6 +108,8 @@ def render_summary(console, summary) -> None:
     """The run summary on stderr: what was patched, what was intercepted, groups per class."""
     data = summary.to_dict()
     variant = f" ({data['variant']})" if data["variant"] else ""
+    if data.get("fork"):
+        variant = f" fork {data['fork']}" + variant
     variant_mode = data["mode"] + (" faithful" if data["faithful"] else " normalized") if data["mode"] == "sync" else data["mode"]
     console.print(f"[bold]run summary[/bold]: {data['codebase']}{variant}, mode {variant_mode}, groups from {data['group_source'] or 'nowhere'}")
     console.print("patched: " + (", ".join(data["patched"]) or "nothing"))
