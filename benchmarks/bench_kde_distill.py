@@ -41,14 +41,14 @@ import torch
 
 from ddaudit.data import GroupTensors, load_real
 from ddaudit.io import SyntheticSet
-from ddaudit.mitigate.kde import kde_weights, parse_bandwidth
-from ddaudit.mitigate.pseudo_groups import pseudo_groups
-from ddaudit.mitigate.recovery import group_recovery, weight_recovery
-from ddaudit.mitigate.surrogate import SurrogateSettings, resolve_device, surrogate_embeddings
+from ddaudit.mitigate.bias_model import BiasModelSettings
+from ddaudit.mitigate.kde import parse_bandwidth
+from ddaudit.mitigate.without_labels import LabelFreeSettings, label_free
+from ddaudit.mitigate.surrogate import SurrogateSettings, resolve_device
 
 ANCHOR = "Cui et al. (ICML 2024), CMNIST 5% conflicting, IPC 50: DM 23.8% -> 91.5% with KDE weights"
 ANCHOR_ACCURACY = {("vanilla", 50): 23.8, ("kde", 50): 91.5}
-VARIANTS = ("vanilla", "sync", "kde", "pseudo")
+VARIANTS = ("vanilla", "sync", "kde", "sample", "pseudo")
 METRICS = ("accuracy", "deo_max", "deo_avg")
 
 
@@ -67,11 +67,21 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--eval-model", default="ConvNet")
     parser.add_argument("--eval-epochs", type=int, default=1000)
     parser.add_argument("--num-eval", type=int, default=10)
-    parser.add_argument("--surrogate-model", default="ConvNet")
-    parser.add_argument("--surrogate-epochs", type=int, default=20)
-    parser.add_argument("--kde-power", type=float, default=1.0, help="weights = density ** -power (ablation)")
+    parser.add_argument("--distiller", choices=["dm", "dc"], default="dm")
+    parser.add_argument("--outer-loop", type=int, default=None, help="DC: outer loop (default: DC's get_loops)")
+    parser.add_argument("--inner-loop", type=int, default=None, help="DC: inner loop (default: DC's get_loops)")
+    parser.add_argument("--surrogate", choices=["bias", "supcon"], default="bias",
+                        help="bias: GCE classifier, logits as embedding (default); supcon: contrastive surrogate")
+    parser.add_argument("--surrogate-model", default="ConvNetW32")
+    parser.add_argument("--surrogate-epochs", type=int, default=5,
+                        help="supcon: epochs; bias: the maximum (plateau stop) or the count (--bias-stop fixed)")
+    parser.add_argument("--bias-stop", choices=["plateau", "fixed"], default="plateau")
+    parser.add_argument("--bias-loss", choices=["gce", "ce"], default="gce")
+    parser.add_argument("--kde-power", type=float, default=None,
+                        help="weights = density ** -power (default: the largest <= 1 keeping the median ESS at --min-ess)")
+    parser.add_argument("--min-ess", type=float, default=0.05, help="median effective sample size, fraction of a class")
     parser.add_argument("--kde-bandwidth", default="scott", help="scott, silverman, scott-dim, silverman-dim or a number")
-    parser.add_argument("--pseudo-method", choices=["dbscan", "kmeans"], default="dbscan")
+    parser.add_argument("--pseudo-method", choices=["prediction", "dbscan", "kmeans"], default="prediction")
     parser.add_argument("--pseudo-k", type=int, default=None, help="clusters per class with --pseudo-method kmeans")
     parser.add_argument("--n-train", type=int, default=None, help="training digits (default: all 4,000)")
     parser.add_argument("--n-test", type=int, default=None, help="test digits before colour expansion")
@@ -79,11 +89,17 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--out", default=None, help="write all results as JSON here")
     parser.add_argument("--tiny", action="store_true", help="seconds-long CPU smoke run")
+    parser.add_argument("--demo-cpu", action="store_true",
+                        help="the demo's cpu preset: 300 iterations, lr_img 20, batch_real 64, ConvNetW32, no DSA, "
+                             "3 x 200-epoch evaluators, 2 threads")
     args = parser.parse_args()
+    if args.demo_cpu:
+        args = replace_args(args, iterations=300, lr_img=20.0, batch_real=64, distill_model="ConvNetW32", no_dsa=True,
+                            eval_model="ConvNetW32", eval_epochs=200, num_eval=3, threads=args.threads or 2)
     if args.tiny:
         args = replace_args(args, ipcs="1", iterations=2, distill_model="ConvNetW32D1", batch_real=16,
                             eval_model="ConvNetW32D1", eval_epochs=2, num_eval=1, surrogate_model="ConvNetW32D1",
-                            surrogate_epochs=1, n_train=200, n_test=20, no_dsa=True)
+                            surrogate_epochs=2, n_train=200, n_test=20, no_dsa=True, outer_loop=1, inner_loop=1)
     return args
 
 
@@ -93,38 +109,48 @@ def replace_args(args: argparse.Namespace, **values) -> argparse.Namespace:
 
 
 def label_free_inputs(real, args, device) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """KDE weights and pseudo-groups from one surrogate, and how well they recover the true groups."""
+    """KDE weights and pseudo-groups from one surrogate (no group labels), and how well they recover the true groups."""
     start = time.perf_counter()
-    settings = SurrogateSettings(model=args.surrogate_model, epochs=args.surrogate_epochs, seed=args.seed)
-    embeddings = surrogate_embeddings(real.train.x, real.train.y, settings, num_classes=real.num_classes, device=device)
-    bandwidth = parse_bandwidth(args.kde_bandwidth)
-    weights = kde_weights(embeddings.to(device), real.train.y, bandwidth=bandwidth, power=args.kde_power).cpu()
-    groups = pseudo_groups(embeddings, real.train.y, method=args.pseudo_method, n_groups=args.pseudo_k, seed=args.seed)
-    recovery = {
-        "weights": weight_recovery(weights, real.meta["bias_aligned_train"]),
-        "pseudo_groups": group_recovery(groups, real.train.a, real.train.y),
-        "seconds": round(time.perf_counter() - start, 1),
-        "surrogate": settings.to_dict(),
-        "kde": {"power": args.kde_power, "bandwidth": args.kde_bandwidth},
-        "pseudo_groups_method": {"method": args.pseudo_method, "k": args.pseudo_k},
-    }
-    return weights, groups, recovery
+    if args.surrogate == "bias":
+        epochs = args.surrogate_epochs if args.bias_stop == "fixed" else max(args.surrogate_epochs, 2)
+        bias = BiasModelSettings(model=args.surrogate_model, loss=args.bias_loss, stop=args.bias_stop, epochs=epochs,
+                                 seed=args.seed)
+        settings = LabelFreeSettings(surrogate="bias", bias_model=bias, bandwidth=parse_bandwidth(args.kde_bandwidth),
+                                     power=args.kde_power, min_ess=args.min_ess, pseudo_method=args.pseudo_method,
+                                     n_groups=args.pseudo_k)
+    else:
+        supcon = SurrogateSettings(model=args.surrogate_model, epochs=args.surrogate_epochs, seed=args.seed)
+        settings = LabelFreeSettings(surrogate="supcon", supcon=supcon, bandwidth=parse_bandwidth(args.kde_bandwidth),
+                                     power=args.kde_power, min_ess=args.min_ess,
+                                     pseudo_method="dbscan" if args.pseudo_method == "prediction" else args.pseudo_method,
+                                     n_groups=args.pseudo_k)
+    result = label_free(real, settings, device=device)
+    summary = result.summary()
+    summary["seconds"] = round(time.perf_counter() - start, 1)
+    return result.weights, result.groups, summary
 
 
 def distil_and_audit(real, variant: str, ipc: int, weights, groups, args, device) -> dict:
     from ddaudit import audit
-    from ddaudit.distill import distill_dm
+    from ddaudit.distill import distill_dc, distill_dm
 
     train = real.train
-    mode = {"vanilla": "none", "sync": "sync", "kde": "weights", "pseudo": "sync"}[variant]
-    if variant == "pseudo":
+    mode = {"vanilla": "none", "sync": "sync", "kde": "weights", "sample": "none", "pseudo": "sync",
+            "pseudo-sample": "sync"}[variant]
+    if variant.startswith("pseudo"):
         train = GroupTensors(train.x, train.y, groups)
     start = time.perf_counter()
-    result = distill_dm(
-        train, num_classes=real.num_classes, ipc=ipc, iterations=args.iterations, mode=mode,
-        weights=weights if variant == "kde" else None, model=args.distill_model, lr_img=args.lr_img,
-        batch_real=args.batch_real, dsa=not args.no_dsa, seed=args.seed, device=device,
+    common = dict(
+        num_classes=real.num_classes, ipc=ipc, iterations=args.iterations, mode=mode,
+        weights=weights if variant == "kde" else None,
+        sample_weights=weights if variant.endswith("sample") else None,
+        model=args.distill_model, batch_real=args.batch_real, seed=args.seed, device=device,
     )
+    if args.distiller == "dm":
+        result = distill_dm(train, lr_img=args.lr_img, dsa=not args.no_dsa, **common)
+    else:
+        result = distill_dc(train, lr_img=args.lr_img, dsa=not args.no_dsa, outer_loop=args.outer_loop,
+                            inner_loop=args.inner_loop, **common)
     distill_seconds = time.perf_counter() - start
     synthetic = SyntheticSet(images=result.images, labels=result.labels, format="dc", path=f"<{variant} ipc{ipc}>")
     audited = audit(
@@ -134,7 +160,7 @@ def distil_and_audit(real, variant: str, ipc: int, weights, groups, args, device
     )
     metrics = audited.report["metrics"]
     return {
-        "variant": variant, "ipc": ipc, "mode": mode,
+        "dataset": args.dataset, "distiller": args.distiller, "variant": variant, "ipc": ipc, "mode": mode,
         **{name: 100 * metrics[name]["mean"] for name in METRICS},
         **{f"{name}_std": 100 * metrics[name]["std"] for name in METRICS},
         "distill_seconds": round(distill_seconds, 1), "audit_seconds": round(time.perf_counter() - start - distill_seconds, 1),
@@ -149,7 +175,7 @@ def main() -> None:
     options = {"bias_ratio": args.bias_ratio, "n_train": args.n_train, "n_test": args.n_test, "seed": args.seed}
     real = load_real(args.dataset, **options)
     weights, groups, recovery = label_free_inputs(real, args, device)
-    print(json.dumps({"recovery": recovery}), flush=True)
+    print(json.dumps({"label_free": recovery}), flush=True)
 
     rows = []
     for ipc in [int(v) for v in args.ipcs.split(",")]:
@@ -169,7 +195,7 @@ def main() -> None:
         with open(args.out, "w") as handle:
             json.dump({
                 "settings": vars(args), "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-                "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "recovery": recovery, "rows": rows,
+                "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "label_free": recovery, "rows": rows,
                 "anchor": ANCHOR,
             }, handle, indent=2)
 

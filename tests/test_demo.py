@@ -7,12 +7,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
+from sklearn.metrics import adjusted_rand_score
 
+from ddaudit.data import load_real
 from ddaudit.io import load_synthetic
+from ddaudit.mitigate import BiasModelSettings, LabelFreeSettings, label_free
 
 DDAUDIT = str(Path(sys.executable).parent / "ddaudit")
-TINY = ["--preset", "cpu", "--iterations", "3", "--num-eval", "1", "--eval-epochs", "3", "--device", "cpu"]
+TINY = ["--preset", "cpu", "--iterations", "3", "--num-eval", "1", "--eval-epochs", "3", "--surrogate-epochs", "1",
+        "--device", "cpu"]
+VARIANTS = ("vanilla", "fair", "label_free")
 
 
 def test_demo_writes_reports_sets_and_pictures(tmp_path):
@@ -21,19 +27,32 @@ def test_demo_writes_reports_sets_and_pictures(tmp_path):
     proc = subprocess.run([DDAUDIT, "demo", *TINY, "--out", str(out), "--json", str(both)],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr
-    assert "vanilla DM" in proc.stderr and "fair DM (sync)" in proc.stderr
+    assert "vanilla DM" in proc.stderr and "fair DM (sync)" in proc.stderr and "label-free DM" in proc.stderr
     combined = json.loads(both.read_text())
-    assert set(combined) == {"vanilla", "fair"}
-    for variant in ("vanilla", "fair"):
+    assert set(combined) == set(VARIANTS)
+    for variant in VARIANTS:
         report = json.loads((out / f"{variant}.json").read_text())
         assert report == combined[variant]
         assert report["schema"] == "ddaudit.report/1"
         assert report["demo"]["mode"] == ("none" if variant == "vanilla" else "sync")
         synthetic = load_synthetic(report["synthetic"]["path"])
         assert synthetic.format == "dc" and synthetic.images.shape == (100, 3, 32, 32)
-    vanilla = load_synthetic(combined["vanilla"]["synthetic"]["path"]).images
-    fair = load_synthetic(combined["fair"]["synthetic"]["path"]).images
-    assert not torch.equal(vanilla, fair)
+    images = {v: load_synthetic(combined[v]["synthetic"]["path"]).images for v in VARIANTS}
+    assert not torch.equal(images["vanilla"], images["fair"])
+    assert not torch.equal(images["fair"], images["label_free"])
+    # The label-free set says how it was made and how well its pseudo-groups recover the colours;
+    # the same pseudo-groups, recomputed from images and class labels only, give that ARI in sklearn.
+    found = combined["label_free"]["demo"]["label_free"]
+    real = load_real("cmnist-fg", bias_ratio=0.9)
+    settings = LabelFreeSettings(bias_model=BiasModelSettings(epochs=1))
+    groups = label_free((real.train.x, real.train.y), settings).groups.numpy()
+    y, a = real.train.y.numpy(), real.train.a.numpy()
+    ari = sum(adjusted_rand_score(a[y == c], groups[y == c]) * (y == c).sum() for c in range(10)) / len(y)
+    assert found["recovery"]["ari"] == pytest.approx(ari)
+    assert combined["label_free"]["demo"]["groups"] == "pseudo"
+    assert found["settings"]["surrogate"] == "bias" and found["surrogate_epochs"] == 1
+    assert 0 <= found["recovery"]["ari"] <= 1 and 0.5 < found["recovery"]["auc"] <= 1
+    assert found["ess_median_fraction"] >= found["settings"]["min_ess"] - 1e-9
     for picture in ("synthetic_sets.png", "group_accuracy.png"):
         assert (out / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # A second run refuses to overwrite the first run's files.

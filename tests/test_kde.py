@@ -4,12 +4,14 @@ conflicting samples get at least 5x the mean weight of aligned ones."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
 import torch
 from scipy.stats import gaussian_kde
+from sklearn.metrics import roc_auc_score
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ddaudit.data import load_real
@@ -439,7 +441,8 @@ def test_cli_writes_aligned_weights_and_groups(tmp_path):
     out, groups_out = tmp_path / "w.pt", tmp_path / "g.pt"
     tiny = ["--real", "cmnist-fg", "--bias-ratio", "0.9", "--real-option", "n_train=100", "--real-option", "n_test=10",
             "--model", "ConvNetW32D1", "--epochs", "1", "--batch-size", "50", "--device", "cpu", "--seed", "1"]
-    result = _invoke(*tiny, "-o", str(out), "--pseudo-groups", str(groups_out))
+    json_out = tmp_path / "w.json"
+    result = _invoke(*tiny, "-o", str(out), "--pseudo-groups", str(groups_out), "--json", str(json_out))
     assert result.exit_code == 0, result.output
     assert "bias-conflicting mean weight" in result.output and "adjusted Rand index" in result.output
     assert "effective sample size per class" in result.output
@@ -457,6 +460,17 @@ def test_cli_writes_aligned_weights_and_groups(tmp_path):
     assert groups["groups"].shape == (100,) and groups["recovery"]["ari"] == pytest.approx(
         group_recovery(groups["groups"], real.train.a, real.train.y)["ari"]
     )
+    report = json.loads(json_out.read_text())
+    aligned = real.meta["bias_aligned_train"].numpy()
+    w = saved["weights"].numpy()
+    assert report["recovery"]["auc"] == pytest.approx(roc_auc_score(~aligned, w))
+    assert report["recovery"]["weight_ratio"] == pytest.approx(w[~aligned].mean() / w[aligned].mean(), rel=1e-5)
+    assert report["recovery"]["ari"] == pytest.approx(groups["recovery"]["ari"])
+    for c in range(10):
+        wc = w[real.train.y.numpy() == c]
+        assert report["ess"][str(c)] == pytest.approx(wc.sum() ** 2 / (wc**2).sum(), rel=1e-5)
+    assert report["settings"]["surrogate"] == "bias" and report["settings"]["bias_model"]["seed"] == 1
+    assert report["power"] == saved["settings"]["power"]
 
     refused = _invoke(*tiny, "-o", str(out))
     assert refused.exit_code == 2 and "--force" in _one_line(refused.output)
@@ -472,9 +486,15 @@ def test_cli_writes_aligned_weights_and_groups(tmp_path):
         (["--bandwidth", "wide"], kde.ERR_BANDWIDTH.format(value="wide")),
         (["--device", "cuda:99"], surrogate.ERR_DEVICE.format(device="cuda:99")),
         (["--pseudo-groups", "PSEUDO", "--pseudo-method", "kmeans"], "--pseudo-method kmeans needs --n-groups"),
-        (["--pseudo-method", "optics"], "--pseudo-method must be 'dbscan' or 'kmeans'"),
+        (["--pseudo-method", "optics"], "--pseudo-method must be 'prediction', 'dbscan' or 'kmeans'"),
+        (["--surrogate", "supcon"], "--pseudo-method prediction needs --surrogate bias"),
+        (["--surrogate", "other"], "surrogate must be 'bias' or 'supcon'"),
+        (["--stop", "never"], "stop must be 'plateau' or 'fixed'"),
+        (["--min-ess", "2"], "min_ess must be a fraction"),
+        (["--json", "OUT"], "--output, --pseudo-groups and --json must be different files"),
         (["--normalize", "row"], "--normalize must be 'class' or 'global'"),
-        (["--epochs", "0"], surrogate.ERR_SETTING.format(name="epochs", value=0)),
+        (["--epochs", "0"], "bias-model setting epochs=0 must be a positive number"),
+        (["--surrogate", "supcon", "--pseudo-method", "dbscan", "--epochs", "0"], surrogate.ERR_SETTING.format(name="epochs", value=0)),
         (["--chunk-size", "0"], kde.ERR_CHUNK.format(value=0)),
         (["--max-weight", "0.5"], kde.ERR_MAX_WEIGHT.format(value=0.5)),
         (["--power", "-1"], kde.ERR_POWER.format(value=-1.0)),
@@ -483,7 +503,7 @@ def test_cli_writes_aligned_weights_and_groups(tmp_path):
     ],
 )
 def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, flags, message):
-    flags = [str(tmp_path / "g.pt") if f == "PSEUDO" else f for f in flags]
+    flags = [str(tmp_path / "g.pt") if f == "PSEUDO" else str(tmp_path / "w.pt") if f == "OUT" else f for f in flags]
     result = _invoke("--real", "cmnist-fg", "-o", str(tmp_path / "w.pt"), *flags)
     assert result.exit_code == 2, result.output
     assert message in _one_line(result.output)

@@ -1,4 +1,4 @@
-"""``ddaudit demo``: distil vanilla and fair DM on embedded data and audit both."""
+"""``ddaudit demo``: distil vanilla, fair and label-free fair DM on embedded data and audit all three."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ from ddaudit.cli._common import handle_errors, make_console, phase_progress
 DEMO_HELP = """Show bias amplified by distillation, then removed - no download needed.
 
 On the embedded Colored-MNIST preset (real MNIST digits, each class drawn 90% in
-its own colour) distil a synthetic set with vanilla DM and with FairDD's
-synchronized matching (sync), audit both with `ddaudit check`'s engine, print
-them side by side and write both reports, both sets (DatasetCondensation
-format) and two pictures to --out.
+its own colour) distil three synthetic sets: vanilla DM, DM with FairDD's
+synchronized matching (sync) on the true colours, and label-free sync DM on
+pseudo-groups that a deliberately biased classifier finds from the class labels
+alone (no colour labels). Audit all three with `ddaudit check`'s engine, print
+them side by side and write the reports, the sets (DatasetCondensation format)
+and two pictures to --out.
 
 --preset cpu (default without a GPU) finishes in minutes on two cores;
 --preset gpu uses the literature settings (DSA, 20,000 iterations, 20 x 1000-epoch evaluators).
@@ -30,7 +32,7 @@ def register(app: typer.Typer) -> None:
 
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the reports, synthetic sets and pictures.")] = Path("ddaudit-demo"),
-    json_out: Annotated[Optional[Path], typer.Option("--json", help='Write {"vanilla": report, "fair": report} as JSON.')] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help='Write {"vanilla": report, "fair": report, "label_free": report} as JSON.')] = None,
     preset: Annotated[str, typer.Option(help="auto, cpu or gpu.")] = "auto",
     dataset: Annotated[str, typer.Option(help="Embedded preset: cmnist-fg or cmnist-bg.")] = "cmnist-fg",
     bias_ratio: Annotated[float, typer.Option(help="Share of each class drawn in its own colour.")] = 0.9,
@@ -38,18 +40,20 @@ def demo(
     iterations: Annotated[Optional[int], typer.Option(help="DM iterations (override the preset).")] = None,
     num_eval: Annotated[Optional[int], typer.Option(help="Evaluators per audit (override the preset).")] = None,
     eval_epochs: Annotated[Optional[int], typer.Option(help="Evaluator epochs (override the preset).")] = None,
+    surrogate_epochs: Annotated[Optional[int], typer.Option(help="Most epochs of the label-free set's biased classifier (override the preset).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for distillation and audits.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files in --out and --json.")] = False,
 ) -> None:
     from ddaudit.auditing import resolve_device
     from ddaudit.errors import ConfigError
-    from ddaudit.demo import demo_outputs, demo_settings, run_demo
+    from ddaudit.demo import VARIANTS, demo_outputs, demo_settings, run_demo
     from ddaudit.report import check_writable, to_markdown, write_json, write_text
 
     console = make_console()
     device = resolve_device(device)
-    settings = demo_settings(preset, device, ipc=ipc, iterations=iterations, num_eval=num_eval, eval_epochs=eval_epochs)
+    settings = demo_settings(preset, device, ipc=ipc, iterations=iterations, num_eval=num_eval, eval_epochs=eval_epochs,
+                             surrogate_epochs=surrogate_epochs)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder")
     out.mkdir(parents=True, exist_ok=True)
@@ -67,25 +71,35 @@ def demo(
             force=force, progress=progress,
         )
     elapsed = time.perf_counter() - started
-    vanilla, fair = result["vanilla"], result["fair"]
-    console.print(side_by_side(vanilla, fair))
-    paths = [write_json(out / f"{name}.json", result[name], force) for name in ("vanilla", "fair")]
-    paths.append(write_text(out / "report.md", to_markdown(vanilla) + "\n" + to_markdown(fair), force))
+    reports = {name: result[name] for name, _, _ in VARIANTS}
+    console.print(side_by_side(reports))
+    recovery = reports["label_free"]["demo"]["label_free"]["recovery"]
+    console.print(
+        f"label-free pseudo-groups: adjusted Rand index {recovery['ari']:.3f} against the true colours "
+        f"(KDE weights: AUC {recovery['auc']:.3f}); no colour label was used to find them"
+    )
+    paths = [write_json(out / f"{name}.json", report, force) for name, report in reports.items()]
+    paths.append(write_text(out / "report.md", "\n".join(to_markdown(r) for r in reports.values()), force))
     if json_out is not None:
-        write_json(json_out, {"vanilla": vanilla, "fair": fair}, force)
+        write_json(json_out, reports, force)
         paths.append(json_out)
     for path in [*paths, *result["files"].values()]:
         console.print(f"wrote {path}")
     console.print(f"finished in {elapsed / 60:.1f} min")
 
 
-def side_by_side(vanilla: dict, fair: dict) -> Table:
-    """Accuracy, worst-group accuracy, DEO_M, DEO_A and amplification for both sets."""
-    table = Table(title="vanilla DM vs fair DM (sync), audited on the group-balanced real test set", title_justify="left")
+def side_by_side(reports: dict[str, dict]) -> Table:
+    """Accuracy, worst-group accuracy, DEO_M, DEO_A and amplification for every set, with changes from vanilla."""
+    from ddaudit.demo import TITLES
+
+    names = list(reports)
+    table = Table(
+        title="vanilla vs fair DM (true colours) vs label-free fair DM (pseudo-groups), on the group-balanced real test set",
+        title_justify="left",
+    )
     table.add_column("metric (%)")
-    table.add_column("vanilla DM", justify="right")
-    table.add_column("fair DM (sync)", justify="right")
-    table.add_column("change", justify="right")
+    for name in names:
+        table.add_column(TITLES.get(name, name), justify="right")
     for key, label in (
         ("accuracy", "Accuracy"),
         ("worst_group_accuracy", "Worst-group accuracy"),
@@ -93,15 +107,22 @@ def side_by_side(vanilla: dict, fair: dict) -> Table:
         ("deo_avg", "DEO_A"),
         ("bias_amplification", "Bias amplification A->T"),
     ):
-        v, f = vanilla["metrics"][key]["mean"], fair["metrics"][key]["mean"]
-        change = "" if v is None or f is None else f"{100 * (f - v):+.2f}"
-        table.add_row(label, _fmt(v, vanilla["metrics"][key]["std"]), _fmt(f, fair["metrics"][key]["std"]), change)
-    for name, report in (("vanilla DM", vanilla), ("fair DM (sync)", fair)):
+        base = reports[names[0]]["metrics"][key]["mean"]
+        cells = []
+        for i, name in enumerate(names):
+            metric = reports[name]["metrics"][key]
+            text = _fmt(metric["mean"], metric["std"])
+            if i and base is not None and metric["mean"] is not None:
+                text += f" ({100 * (metric['mean'] - base):+.2f})"
+            cells.append(text)
+        table.add_row(label, *cells)
+    for name, report in reports.items():
         amp = report.get("amplification", {}).get("deo_max")
         if amp and amp.get("difference") is not None:
             ratio = "n/a" if amp.get("ratio") is None else f"x{amp['ratio']:.2f}"
             table.caption = (table.caption + "; " if table.caption else "") + (
-                f"{name}: DEO_M amplification vs {amp['reference'].replace('_', ' ')} {ratio} ({100 * amp['difference']:+.2f})"
+                f"{TITLES.get(name, name)}: DEO_M amplification vs {amp['reference'].replace('_', ' ')} {ratio} "
+                f"({100 * amp['difference']:+.2f})"
             )
     return table
 

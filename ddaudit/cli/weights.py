@@ -1,103 +1,81 @@
 """``ddaudit weights``: KDE sample weights (Cui et al.) and pseudo-groups for data without group labels.
 
-The command composes the Python API a notebook would call::
+A thin layer over :func:`ddaudit.mitigate.label_free`::
 
     real = load_real("cmnist-fg", bias_ratio=0.95)
-    emb = surrogate_embeddings(real.train.x, real.train.y, SurrogateSettings(), device="auto")
-    weights = kde_weights(emb.to(device), real.train.y)
-    groups = pseudo_groups(emb, real.train.y)
+    result = label_free(real, LabelFreeSettings(), device="auto")
+    result.weights, result.groups, result.ess, result.recovery
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import json
 from pathlib import Path
-from typing import Annotated, Callable, Iterator, Optional
+from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ddaudit.cli._common import handle_errors, make_console, parse_key_values, plain_output
+from ddaudit.cli._common import handle_errors, make_console, parse_key_values, phase_progress
 
-WEIGHTS_HELP = """Compute per-sample weights that up-weight bias-conflicting training images.
+WEIGHTS_HELP = """Compute per-sample weights that up-weight bias-conflicting training images, without group labels.
 
-Trains a supervised-contrastive surrogate on the real training set, embeds every
+Trains a surrogate on the real training set using class labels only, embeds every
 training image, estimates each image's density among the images of its class with a
 Gaussian KDE and writes the normalised inverse density (mean 1 per class) to --output,
 aligned with the dataset's training order: {"weights", "labels", "settings", "dataset"}.
 Use it with `ddaudit run --mode weights --weights FILE` or fair_matching(mode="weights").
 
---pseudo-groups FILE also clusters each class's embeddings (DBSCAN) and writes group
-ids usable as --groups by the sync and barycenter modes, for data without group labels.
+The default surrogate (--surrogate bias) is a deliberately biased classifier (generalized
+cross-entropy, stopped once its training accuracy stops rising): it learns the shortcut
+(colour, background) first, so its logits separate bias-conflicting images. --surrogate
+supcon trains the supervised-contrastive surrogate instead.
 
-When the dataset has true group labels, the command also reports how well the weights
-(conflicting vs aligned mean weight, AUC) and pseudo-groups (adjusted Rand index) recover them.
+The KDE power (weight = density^-power) is by default the largest in [0, 1] that keeps
+the median effective sample size at --min-ess of a class, so a handful of images never
+carries a class; the command warns when the median falls below 3 %.
+
+--pseudo-groups FILE also writes per-class group ids usable as --groups by the sync and
+barycenter modes: by default the biased classifier's predicted class (--pseudo-method
+prediction), or DBSCAN / k-means clusters of the embedding.
+
+When the dataset has true group labels (read only after the weights are computed), the
+command also reports how well the weights (AUC, conflicting/aligned mean weight) and
+pseudo-groups (adjusted Rand index) recover them. --json FILE writes the settings,
+effective sample sizes and recovery.
 """
 
-ERR_SAME_OUTPUT = "--output and --pseudo-groups must be different files."
+ERR_SAME_OUTPUT = "--output, --pseudo-groups and --json must be different files."
 ERR_NORMALIZE = "--normalize must be 'class' or 'global'; got {value!r}."
-ERR_PSEUDO_METHOD = "--pseudo-method must be 'dbscan' or 'kmeans'; got {value!r}."
+ERR_PSEUDO_METHOD = "--pseudo-method must be 'prediction', 'dbscan' or 'kmeans'; got {value!r}."
 ERR_KMEANS_GROUPS = "--pseudo-method kmeans needs --n-groups (clusters per class)."
+ERR_PREDICTION_SUPCON = "--pseudo-method prediction needs --surrogate bias; use dbscan or kmeans with supcon."
 ERR_NO_TRAIN = "dataset {name!r} has no training split; KDE weights are computed on training images."
-
-ProgressFactory = Callable[[str], Callable[[int, int], None]]
-
 
 def register(app: typer.Typer) -> None:
     app.command("weights", help=WEIGHTS_HELP)(handle_errors(weights))
-
-
-@contextmanager
-def _phases(console: Console) -> Iterator[ProgressFactory]:
-    """``phase(name) -> progress(done, total)``: one rich bar per phase (one line per phase under CI)."""
-    if plain_output():
-        finished: set[str] = set()
-
-        def plain(name: str) -> Callable[[int, int], None]:
-            console.print(f"{name} ...")
-
-            def report(done: int, total: int) -> None:
-                if done >= total and name not in finished:
-                    finished.add(name)
-                    console.print(f"  {name}: done ({total} steps)")
-
-            return report
-
-        yield plain
-        return
-
-    bars = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=console,
-    )
-    with bars:
-        def rich_phase(name: str) -> Callable[[int, int], None]:
-            task = bars.add_task(name, total=None)
-
-            def report(done: int, total: int) -> None:
-                bars.update(task, completed=done, total=total)
-
-            return report
-
-        yield rich_phase
 
 
 def weights(
     real: Annotated[str, typer.Option("--real", "-r", help="Real training data: PRESET or PRESET:ROOT (see `ddaudit datasets`).", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the weights (.pt).", show_default=False)],
     pseudo_groups_out: Annotated[Optional[Path], typer.Option("--pseudo-groups", help="Also write pseudo-group ids (.pt) usable as --groups.")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write settings, effective sample sizes and recovery (auc, weight_ratio, ari) as JSON.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    epochs: Annotated[int, typer.Option(help="Surrogate training epochs.")] = 10,
-    model: Annotated[str, typer.Option(help="Surrogate backbone from the evaluator zoo (ConvNet, ConvNetW32, ResNet18, ...).")] = "ConvNet",
-    batch_size: Annotated[int, typer.Option(help="Surrogate batch size (each image contributes two views).")] = 256,
-    temperature: Annotated[float, typer.Option(help="SupCon temperature.")] = 0.1,
+    surrogate: Annotated[str, typer.Option(help="bias: a GCE classifier stopped early, logits as embedding; supcon: supervised-contrastive.")] = "bias",
+    epochs: Annotated[Optional[int], typer.Option(help="Surrogate epochs: bias, the maximum (default 5; see --stop); supcon, the count (default 10).")] = None,
+    stop: Annotated[str, typer.Option(help="bias: plateau (stop once training accuracy rises less than 0.5 points in an epoch) or fixed (--epochs).")] = "plateau",
+    loss: Annotated[str, typer.Option(help="bias: gce (generalized cross-entropy, amplifies the shortcut) or ce.")] = "gce",
+    q: Annotated[float, typer.Option(help="bias: the GCE exponent q in (0, 1].")] = 0.7,
+    model: Annotated[Optional[str], typer.Option(help="Surrogate backbone from the evaluator zoo (default ConvNetW32 for bias, ConvNet for supcon).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Surrogate batch size.")] = 256,
+    temperature: Annotated[float, typer.Option(help="supcon: the SupCon temperature.")] = 0.1,
     bandwidth: Annotated[str, typer.Option(help="KDE bandwidth: scott, silverman (x total std), scott-dim, silverman-dim (x per-dimension std), or a number.")] = "scott",
-    power: Annotated[float, typer.Option(help="Weight = density^-power: 0 uniform, 1 inverse density, between: tempered.")] = 1.0,
+    power: Annotated[Optional[float], typer.Option(help="Weight = density^-power (0 uniform, 1 inverse density); default: the largest <= 1 that keeps --min-ess.")] = None,
+    min_ess: Annotated[float, typer.Option(help="With the default power: median effective sample size to keep, as a fraction of a class.")] = 0.05,
     max_weight: Annotated[Optional[float], typer.Option(help="Cap each weight at this multiple of the mean; the excess goes to the others.")] = None,
     normalize: Annotated[str, typer.Option(help="Mean-1 normalisation: class (keeps class balance) or global.")] = "class",
     chunk_size: Annotated[int, typer.Option(help="KDE block size: memory grows with its square, not with N^2.")] = 2048,
-    pseudo_method: Annotated[str, typer.Option(help="Pseudo-group clustering: dbscan or kmeans.")] = "dbscan",
+    pseudo_method: Annotated[str, typer.Option(help="Pseudo-groups: prediction (the biased classifier's predicted class), dbscan or kmeans.")] = "prediction",
     n_groups: Annotated[Optional[int], typer.Option(help="kmeans: clusters per class.")] = None,
     eps: Annotated[Optional[float], typer.Option(help="dbscan: neighbourhood radius (default: the class's median pairwise distance).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the surrogate and clustering; same seed, same weights on CPU.")] = 0,
@@ -107,37 +85,46 @@ def weights(
 ) -> None:
     from ddaudit.data import load_real
     from ddaudit.errors import ConfigError, InputError
-    from ddaudit.mitigate.kde import (
-        NORMALIZATIONS,
-        check_weight_options,
-        class_log_density,
-        effective_sample_size,
-        inverse_density_weights,
-        parse_bandwidth,
-        save_weights,
-    )
-    from ddaudit.mitigate.pseudo_groups import METHODS, check_pseudo_group_options, pseudo_groups, save_groups
-    from ddaudit.mitigate.recovery import recovery_report
-    from ddaudit.mitigate.surrogate import SurrogateSettings, resolve_device, surrogate_embeddings
-    from ddaudit.report import check_writable
+    from ddaudit.mitigate.bias_model import BiasModelSettings
+    from ddaudit.mitigate.kde import NORMALIZATIONS, parse_bandwidth, save_weights
+    from ddaudit.mitigate.without_labels import LabelFreeSettings, label_free
+    from ddaudit.mitigate.pseudo_groups import METHODS, save_groups
+    from ddaudit.mitigate.surrogate import SurrogateSettings, resolve_device
+    from ddaudit.report import check_writable, write_json
 
     console = make_console()
-    for path in (output, pseudo_groups_out):
+    outputs = [output, pseudo_groups_out, json_out]
+    for path in outputs:
         if path is not None:
             check_writable(path, force)
-    if pseudo_groups_out is not None and pseudo_groups_out.resolve() == output.resolve():
+    named = [p.resolve() for p in outputs if p is not None]
+    if len(set(named)) != len(named):
         raise ConfigError(ERR_SAME_OUTPUT)
     if normalize not in NORMALIZATIONS:
         raise ConfigError(ERR_NORMALIZE.format(value=normalize))
     if pseudo_method not in METHODS:
         raise ConfigError(ERR_PSEUDO_METHOD.format(value=pseudo_method))
-    if pseudo_method == "kmeans" and pseudo_groups_out is not None and n_groups is None:
+    if pseudo_method == "kmeans" and n_groups is None:
         raise ConfigError(ERR_KMEANS_GROUPS)
-    check_weight_options(power=power, normalize=normalize, max_weight=max_weight, chunk_size=chunk_size)
-    if pseudo_groups_out is not None:
-        check_pseudo_group_options(method=pseudo_method, eps=eps, n_groups=n_groups)
-    rule = parse_bandwidth(bandwidth)
-    settings = SurrogateSettings(model=model, epochs=epochs, batch_size=batch_size, temperature=temperature, seed=seed)
+    if pseudo_method == "prediction" and surrogate == "supcon":
+        raise ConfigError(ERR_PREDICTION_SUPCON)
+    if surrogate == "supcon":
+        bias_settings = BiasModelSettings()
+        supcon_settings = SurrogateSettings(
+            model=model or "ConvNet", epochs=10 if epochs is None else epochs, batch_size=batch_size,
+            temperature=temperature, seed=seed,
+        )
+    else:
+        bias_settings = BiasModelSettings(
+            model=model or "ConvNetW32", loss=loss, q=q, stop=stop, epochs=5 if epochs is None else epochs,
+            batch_size=batch_size, seed=seed,
+        )
+        supcon_settings = SurrogateSettings()
+    settings = LabelFreeSettings(
+        surrogate=surrogate, bias_model=bias_settings, supcon=supcon_settings, bandwidth=parse_bandwidth(bandwidth),
+        power=power, min_ess=min_ess, max_weight=max_weight, normalize=normalize, chunk_size=chunk_size,
+        pseudo_method=pseudo_method, n_groups=n_groups, eps=eps,
+    )
     torch_device = resolve_device(device)
 
     real_options = parse_key_values(real_option, "--real-option")
@@ -148,58 +135,55 @@ def weights(
         raise InputError(ERR_NO_TRAIN.format(name=data.name))
     train = data.train
 
-    with _phases(console) as phase:
-        embeddings = surrogate_embeddings(
-            train.x, train.y, settings, num_classes=data.num_classes, device=torch_device,
-            progress=phase("training the SupCon surrogate"),
-        )
-        log_density, bandwidths = class_log_density(
-            embeddings.to(torch_device), train.y, bandwidth=rule, chunk_size=chunk_size,
-            progress=phase("KDE density per class"),
-        )
-        sample_weights = inverse_density_weights(
-            log_density, train.y, power=power, normalize=normalize, max_weight=max_weight
-        ).cpu()
-        groups = None
-        if pseudo_groups_out is not None:
-            groups = pseudo_groups(
-                embeddings, train.y, method=pseudo_method, eps=eps, n_groups=n_groups, seed=seed,
-                progress=phase("pseudo-groups per class"),
-            )
+    with phase_progress(console) as progress:
+        result = label_free(data, settings, device=torch_device, progress=progress)
 
-    has_groups = data.num_groups > 1
-    recovery = recovery_report(data, weights=sample_weights, groups=groups) if has_groups else {}
-    weight_summary = recovery.get("weights")
-    group_summary = recovery.get("pseudo_groups")
-
+    recovery = result.recovery or {}
+    summary = result.summary()
     common = {
         "dataset_spec": real, "real_options": real_options, "device": str(torch_device),
-        "num_samples": len(train), "surrogate": settings.to_dict(),
+        "num_samples": len(train), "surrogate": settings.to_dict()[
+            "bias_model" if surrogate == "bias" else "supcon"], "surrogate_kind": surrogate,
     }
     kde_settings = {
-        **common, "bandwidth": rule, "bandwidths": bandwidths, "power": power, "max_weight": max_weight,
-        "normalize": normalize, "leave_one_out": True, "per_class": True, "chunk_size": chunk_size,
+        **common, "bandwidth": settings.bandwidth, "bandwidths": result.bandwidths, "power": result.power,
+        "power_rule": "fixed" if power is not None else f"median ESS >= {min_ess:g} of a class",
+        "max_weight": max_weight, "normalize": normalize, "leave_one_out": True, "per_class": True,
+        "chunk_size": chunk_size, "surrogate_epochs": result.surrogate_epochs,
     }
-    save_weights(output, sample_weights, settings=kde_settings, dataset=data.name, labels=train.y,
-                 recovery=weight_summary, force=force)
-    sizes = sorted(effective_sample_size(sample_weights, train.y).values())
-    console.print(f"wrote {output}: {len(train)} weights (mean 1 per class, max {float(sample_weights.max()):.3g})")
+    save_weights(output, result.weights, settings=kde_settings, dataset=data.name, labels=train.y,
+                 recovery=recovery.get("weights"), force=force)
+    sizes = sorted(result.ess.values())
+    console.print(
+        f"wrote {output}: {len(train)} weights (mean 1 per class, max {float(result.weights.max()):.3g}, "
+        f"power {result.power:.3g}, surrogate {surrogate} after {result.surrogate_epochs} epochs)"
+    )
     console.print(
         f"  effective sample size per class: min {sizes[0]:.1f}, median {sizes[len(sizes) // 2]:.1f} "
-        f"(of {len(train) / max(1, len(sizes)):.0f} images on average)"
+        f"(median {result.ess_fraction:.1%} of a class; {len(train) / max(1, len(sizes)):.0f} images per class on average)"
     )
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+    weight_summary = recovery.get("weights")
     if weight_summary is not None:
         console.print(
             f"  bias-conflicting mean weight {weight_summary['mean_conflicting']:.3g} vs aligned "
             f"{weight_summary['mean_aligned']:.3g} (x{weight_summary['ratio']:.3g}, AUC {weight_summary['auc']:.3f})"
         )
-    if groups is not None:
+    if pseudo_groups_out is not None:
         group_settings = {**common, "method": pseudo_method, "eps": eps, "n_groups": n_groups, "seed": seed}
-        save_groups(pseudo_groups_out, groups, settings=group_settings, dataset=data.name, labels=train.y,
-                    recovery=group_summary, force=force)
+        save_groups(pseudo_groups_out, result.groups, settings=group_settings, dataset=data.name, labels=train.y,
+                    recovery=recovery.get("pseudo_groups"), force=force)
         console.print(f"wrote {pseudo_groups_out}: pseudo-groups for {len(train)} samples")
-        if group_summary is not None:
-            counts = ", ".join(str(v) for v in group_summary["num_pseudo_groups"].values())
-            console.print(
-                f"  adjusted Rand index vs true groups {group_summary['ari']:.3f} (pseudo-groups per class: {counts})"
-            )
+    group_summary = recovery.get("pseudo_groups")
+    if group_summary is not None:
+        counts = ", ".join(str(v) for v in group_summary["num_pseudo_groups"].values())
+        console.print(
+            f"  pseudo-groups ({pseudo_method}): adjusted Rand index vs true groups {group_summary['ari']:.3f} "
+            f"(pseudo-groups per class: {counts})"
+        )
+    if json_out is not None:
+        payload = {"schema": "ddaudit.weights/1", "dataset": data.name, "dataset_spec": real,
+                   "real_options": real_options, "device": str(torch_device), "num_samples": len(train), **summary}
+        write_json(json_out, json.loads(json.dumps(payload, default=str)), force)
+        console.print(f"wrote {json_out}")

@@ -27,6 +27,7 @@ ERR_POSITIVE = "{name} must be a positive integer, got {value!r}"
 ERR_ITERATIONS = "iterations must be an integer >= 0, got {value!r}"
 ERR_WEIGHTS_UNUSED = "weights= is only used with mode='weights' (got mode={mode!r}); drop weights or set mode='weights'"
 ERR_WEIGHTS_NEEDED = "mode='weights' needs weights=, one non-negative weight per real training row"
+ERR_ZERO_CLASS_WEIGHT = "sample_weights of class {c} sum to zero; every class needs a row with a positive weight to be drawn"
 
 
 @dataclass
@@ -76,9 +77,16 @@ def check_common(real, *, num_classes: int, ipc: int, iterations: int, mode: str
 
 
 class ClassSampler:
-    """Random real rows of one class, drawn without replacement, like DC's ``get_images``."""
+    """Random real rows of one class, like DC's ``get_images``: distinct rows drawn uniformly,
+    or, with ``weights``, rows drawn with replacement with probability proportional to their weight.
 
-    def __init__(self, labels: torch.Tensor, num_classes: int) -> None:
+    Drawing by weight is importance resampling: the plain mean of a drawn batch is an
+    unbiased estimate of the class's weighted mean, and a small batch holds rare
+    high-weight rows (bias-conflicting samples) in proportion to their weight
+    instead of their count.
+    """
+
+    def __init__(self, labels: torch.Tensor, num_classes: int, weights: torch.Tensor | None = None) -> None:
         labels = labels.cpu()
         low, high = int(labels.min()), int(labels.max())
         if low < 0 or high >= num_classes:
@@ -87,9 +95,24 @@ class ClassSampler:
         for c, rows in enumerate(self.rows):
             if rows.numel() == 0:
                 raise InputError(ERR_EMPTY_CLASS.format(c=c))
+        self.weights = None
+        if weights is not None:
+            weights = check_weights(weights, labels.shape[0]).detach().cpu().double()
+            self.weights = [weights[rows] for rows in self.rows]
+            for c, w in enumerate(self.weights):
+                if not bool(w.sum() > 0):
+                    raise InputError(ERR_ZERO_CLASS_WEIGHT.format(c=c))
 
     def draw(self, c: int, n: int, generator: torch.Generator) -> torch.Tensor:
-        """Indices of ``min(n, class size)`` distinct random rows of class ``c``."""
+        """Indices of ``min(n, class size)`` random rows of class ``c`` (by weight when the sampler has weights)."""
+        if self.weights is None:
+            return self.draw_uniform(c, n, generator)
+        rows = self.rows[c]
+        picks = torch.multinomial(self.weights[c], min(n, rows.numel()), replacement=True, generator=generator)
+        return rows[picks]
+
+    def draw_uniform(self, c: int, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Indices of ``min(n, class size)`` distinct rows of class ``c``, uniformly at random."""
         rows = self.rows[c]
         return rows[torch.randperm(rows.numel(), generator=generator)[:n]]
 
@@ -106,7 +129,7 @@ def initial_images(
         count = sampler.rows[c].numel()
         if count < ipc:
             raise InputError(ERR_FEW_FOR_INIT.format(c=c, count=count, ipc=ipc))
-        blocks.append(real.x[sampler.draw(c, ipc, generator)])
+        blocks.append(real.x[sampler.draw_uniform(c, ipc, generator)])
     return torch.cat(blocks).float().clone()
 
 

@@ -205,6 +205,7 @@ def distill_dc(
     iterations: int,
     mode: str = "none",
     weights: torch.Tensor | None = None,
+    sample_weights: torch.Tensor | None = None,
     model: str = "ConvNet",
     lr_img: float = 0.1,
     lr_net: float = 0.01,
@@ -227,6 +228,7 @@ def distill_dc(
     ``mode``: ``none`` (DC), ``sync`` (FairDD-DC: one gradient match per group present
     in each class batch, summed), ``barycenter`` (COBRA-DC: match the mean of the group
     gradients) or ``weights`` (weighted real cross-entropy; needs ``weights``).
+    ``sample_weights`` draws the real batches by weight, as in :func:`distill_dm`.
     Defaults follow DC: SGD on images (lr 0.1, momentum 0.5), on the network (lr 0.01),
     noise initialisation, loops from :func:`get_loops` unless given.
     """
@@ -245,7 +247,7 @@ def distill_dc(
     )
     augment = DiffAugment(dsa_strategy) if dsa else None
     generator = torch.Generator().manual_seed(int(seed))
-    sampler = ClassSampler(real.y, num_classes)
+    sampler = ClassSampler(real.y, num_classes, sample_weights)
     channel, im_size = int(real.x.shape[1]), tuple(int(s) for s in real.x.shape[2:])
 
     images = initial_images(real, sampler, num_classes, ipc, init, generator).to(device).requires_grad_(True)
@@ -305,6 +307,7 @@ def distill_dc(
             "lr_img": lr_img,
             "lr_net": lr_net,
             "batch_real": batch_real,
+            "sampling": "uniform" if sample_weights is None else "weights",
             "dsa": dsa,
             "metric": metric,
             "init": init,

@@ -49,6 +49,7 @@ def distill_dm(
     iterations: int,
     mode: str = "none",
     weights: torch.Tensor | None = None,
+    sample_weights: torch.Tensor | None = None,
     model: str = "ConvNet",
     lr_img: float = 1.0,
     batch_real: int = 256,
@@ -65,7 +66,10 @@ def distill_dm(
     """Distil ``ipc`` images per class from ``real`` (``x``, ``y``, ``a``) by distribution matching.
 
     ``mode``: ``none`` (DM), ``sync`` (FairDD), ``barycenter`` (COBRA target) or
-    ``weights`` (needs ``weights``, one per real row). ``reduce``, ``strategy`` and
+    ``weights`` (needs ``weights``, one per real row). ``sample_weights`` (one per
+    real row, e.g. KDE weights) draws each real batch with probability proportional
+    to them (with replacement, from the run's generator) instead of uniformly; it
+    combines with any mode. ``reduce``, ``strategy`` and
     ``min_group_size`` go to :func:`~ddaudit.hooks.fair_matching`. Hyper-parameters
     default to DM's: SGD on the images with momentum 0.5, 256 real images per class,
     DSA ``color_crop_cutout_flip_scale_rotate``, real initialisation; ``model``
@@ -80,7 +84,7 @@ def distill_dm(
     )(dm_loss)
     augment = DiffAugment(dsa_strategy) if dsa else None
     generator = torch.Generator().manual_seed(int(seed))
-    sampler = ClassSampler(real.y, num_classes)
+    sampler = ClassSampler(real.y, num_classes, sample_weights)
     channel, im_size = int(real.x.shape[1]), tuple(int(s) for s in real.x.shape[2:])
 
     images = initial_images(real, sampler, num_classes, ipc, init, generator).to(device).requires_grad_(True)
@@ -132,6 +136,7 @@ def distill_dm(
             "iterations": iterations,
             "lr_img": lr_img,
             "batch_real": batch_real,
+            "sampling": "uniform" if sample_weights is None else "weights",
             "dsa": dsa,
             "init": init,
             "seed": seed,

@@ -1,9 +1,12 @@
 """Group-fair matching targets and the data they need.
 
 ``groups``: per-row scales for synchronized, barycenter and weighted matching.
-``kde``/``surrogate``: Cui et al.'s KDE sample weights from a supervised-contrastive
-embedding. ``pseudo_groups``: groups for users without labels. ``recovery``: how
-well either recovers the true groups. The heavier modules load on first use.
+``without_labels`` (:func:`label_free`): the whole path for data without group labels (surrogate, KDE
+weights, effective sample size, pseudo-groups, recovery). ``bias_model``: the
+deliberately biased classifier it uses by default; ``surrogate``: the
+supervised-contrastive alternative; ``kde``: Cui et al.'s inverse-density weights;
+``pseudo_groups``: groups for users without labels; ``recovery``: how well either
+recovers the true groups. The heavier modules load on first use.
 """
 
 from __future__ import annotations
@@ -24,8 +27,11 @@ from ddaudit.mitigate.groups import (
 _LAZY = {
     **{name: "kde" for name in (
         "kde_weights", "kde_log_density", "class_log_density", "inverse_density_weights",
-        "effective_sample_size", "select_bandwidth", "save_weights", "load_weights",
+        "effective_sample_size", "median_ess_fraction", "power_for_ess", "select_bandwidth", "save_weights",
+        "load_weights",
     )},
+    **{name: "without_labels" for name in ("label_free", "LabelFreeSettings", "LabelFreeResult")},
+    **{name: "bias_model" for name in ("BiasModelSettings", "train_bias_model", "gce_loss")},
     **{name: "surrogate" for name in ("SurrogateSettings", "supcon_loss", "train_surrogate", "surrogate_embeddings")},
     **{name: "pseudo_groups" for name in ("save_groups", "load_groups")},
     **{name: "recovery" for name in ("weight_recovery", "group_recovery", "recovery_report")},

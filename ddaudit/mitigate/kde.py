@@ -53,6 +53,7 @@ the group-balanced weights synchronized matching implies, whose ESS is 24)::
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 
@@ -78,6 +79,7 @@ ERR_DEGENERATE = "all embeddings are identical, so a rule-of-thumb bandwidth is 
 ERR_FILE_EXISTS = "{path} already exists; pass --force to overwrite it."
 ERR_FILE_MISSING = "weights file {path} does not exist; write it with `ddaudit weights --real PRESET -o FILE`."
 ERR_FILE_CONTENT = "weights file {path} is not a ddaudit weights file (a dict with a 1-D float 'weights' tensor)."
+ERR_MIN_ESS = "min_ess must be a fraction of the class in [0, 1]; got {value!r}."
 ERR_NOT_FINITE = "embeddings contain NaN or infinite values; check the surrogate's output."
 
 
@@ -322,6 +324,52 @@ def effective_sample_size(weights: torch.Tensor, labels: torch.Tensor | None = N
         squares = float((w * w).sum())
         sizes[int(cls)] = float(w.sum()) ** 2 / squares if squares > 0 else 0.0
     return sizes
+
+
+def median_ess_fraction(weights: torch.Tensor, labels: torch.Tensor | None = None) -> float:
+    """Median over classes of the effective sample size as a fraction of the class's size."""
+    labels = torch.zeros(weights.shape[0], dtype=torch.long) if labels is None else labels.detach().cpu()
+    sizes = effective_sample_size(weights, labels)
+    counts = torch.bincount(labels)
+    fractions = [sizes[c] / int(counts[c]) for c in sizes]
+    return float(statistics.median(fractions)) if fractions else float("nan")
+
+
+def power_for_ess(
+    log_density: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    *,
+    min_ess: float = 0.05,
+    max_power: float = 1.0,
+    normalize: str = "class",
+    max_weight: float | None = None,
+    steps: int = 30,
+) -> float:
+    """The largest power in ``[0, max_power]`` whose weights keep the median ESS at least *min_ess* of a class.
+
+    Label-free tempering: the effective sample size of ``w ∝ p^(-power)`` falls
+    as the power grows (the Rényi-2 entropy of a Gibbs distribution decreases
+    with its inverse temperature), so bisection finds the power at which the
+    median class keeps ``min_ess`` of its images in effect. Power 0 (uniform
+    weights) always qualifies.
+    """
+    if not (isinstance(min_ess, (int, float)) and 0 <= min_ess <= 1):
+        raise ConfigError(ERR_MIN_ESS.format(value=min_ess))
+
+    def ess(power: float) -> float:
+        weights = inverse_density_weights(log_density, labels, power=power, normalize=normalize, max_weight=max_weight)
+        return median_ess_fraction(weights, labels)
+
+    if ess(max_power) >= min_ess:
+        return float(max_power)
+    low, high = 0.0, float(max_power)
+    for _ in range(steps):
+        middle = 0.5 * (low + high)
+        if ess(middle) >= min_ess:
+            low = middle
+        else:
+            high = middle
+    return low
 
 
 def kde_weights(

@@ -15,6 +15,14 @@ samples form one dense cluster and bias-conflicting samples sit apart from it.
   would a rare true group.
 * ``kmeans``: ``n_groups`` clusters per class, for users who know how many
   groups to expect.
+* ``prediction``: the embeddings are a biased classifier's logits
+  (:mod:`ddaudit.mitigate.bias_model`); a sample's group is the class that
+  classifier predicts. The shortcut names the attribute: a red 7 is called a
+  "0" when 0s are mostly red, so inside class 7 the predictions split the
+  colours, without a number of groups to choose. With two classes this is Just
+  Train Twice's error set (right vs wrong). Adjusted Rand index against the true
+  colours on the embedded presets (4,000 digits, 5 % conflicting, ConvNetW32
+  GCE classifier, plateau stop): 0.96 (``cmnist-fg``), 0.96-0.97 (``cmnist-bg``).
 
 The median rule separates a dominant group (above roughly 70 % of a class, so
 that most pairs lie inside it) from the rest: that is where bias hurts. A class
@@ -41,10 +49,10 @@ import torch
 from ddaudit.errors import ConfigError, InputError
 from ddaudit.mitigate._vector_file import load_vector, save_vector
 
-METHODS = ("dbscan", "kmeans")
+METHODS = ("dbscan", "kmeans", "prediction")
 MEDIAN_SAMPLE = 2000
 
-ERR_METHOD = "pseudo-group method must be 'dbscan' or 'kmeans'; got {value!r}."
+ERR_METHOD = "pseudo-group method must be 'dbscan', 'kmeans' or 'prediction'; got {value!r}."
 ERR_N_GROUPS = "method 'kmeans' needs n_groups, a whole number >= 1; got {value!r}."
 ERR_POSITIVE = "{name} must be a positive number; got {value!r}."
 ERR_MIN_SAMPLES = "min_samples must be a whole number >= 1; got {value!r}."
@@ -130,7 +138,9 @@ def pseudo_groups(
     for done, cls in enumerate(classes, start=1):
         rows = torch.nonzero(labels == cls).flatten()
         points = embeddings[rows]
-        if rows.numel() < 2:
+        if method == "prediction":
+            raw = points.argmax(dim=1).numpy()
+        elif rows.numel() < 2:
             raw = np.zeros(rows.numel(), dtype=np.int64)
         elif method == "kmeans":
             k = min(n_groups, rows.numel())
