@@ -1,17 +1,25 @@
-"""Label-free fairness for DM: vanilla DM, FairDD (sync) DM, KDE-weighted DM and pseudo-group DM, audited.
+"""Label-free fairness for DM/DC: vanilla, FairDD (sync), KDE-weighted, sampled-by-weight and pseudo-group sets, audited.
 
-On the embedded ``cmnist-fg`` preset (default 5 % bias-conflicting samples, as
-Cui et al.), the script
+On the embedded ``cmnist-fg`` / ``cmnist-bg`` presets (default 5 % bias-conflicting
+samples, as Cui et al.), the script
 
-1. trains the SupCon surrogate and computes KDE weights and DBSCAN pseudo-groups
-   (reporting how well they recover the true colours);
-2. distils with :func:`ddaudit.distill.distill_dm` at each IPC with four variants:
-   ``vanilla`` (mode none), ``sync`` (FairDD with the true colour labels),
-   ``kde`` (mode weights with the KDE weights, no labels) and ``pseudo`` (FairDD
-   with the pseudo-groups, no labels);
+1. runs :func:`ddaudit.mitigate.label_free` on the training images and class
+   labels only (default: a GCE-trained biased classifier with the plateau stop,
+   KDE weights tempered to a median effective sample size of 5 %, pseudo-groups
+   from the classifier's predictions) and prints how well the weights and
+   pseudo-groups recover the true colours;
+2. distils with :func:`ddaudit.distill.distill_dm` (or ``distill_dc`` with
+   ``--distiller dc``) at each IPC with the chosen variants: ``vanilla`` (mode
+   none), ``sync`` (FairDD with the true colour labels), ``kde`` (mode weights
+   with the KDE weights), ``sample`` (real batches drawn by KDE weight, plain
+   mean), ``pseudo`` (FairDD with the pseudo-groups) and ``pseudo-sample``;
+   none but ``sync`` reads the colour labels;
 3. audits each set with :func:`ddaudit.audit` on the group-balanced test set and
    prints accuracy, DEO_M and DEO_A (mean over evaluators, in %) beside the
    published anchor.
+
+``--demo-cpu`` selects the demo's CPU settings; one variant per call keeps each
+piece of CPU work short.
 
 Defaults are the literature's GPU settings (ConvNet, 20,000 DM iterations, DSA,
 10 evaluators x 1000 epochs), hours of GPU time in all; the flags shrink it.
