@@ -216,6 +216,7 @@ def audit(
     seed: int = 0,
     device: str = "auto",
     engine: str = "auto",
+    precision: str = "auto",
     reference: bool = True,
     full_reference: bool = False,
     cache_dir: str | Path | None = None,
@@ -231,11 +232,12 @@ def audit(
     or a loaded :class:`SyntheticSet`; *real* a ``--real`` spec such as
     ``"cmnist-fg"`` or a :class:`RealData`. Evaluators are trained with the
     named protocol preset (``dc``, ``dsa``, ``dm``, ``mtt``, ``quick``) and any
-    overrides (``model``, ``epochs``, ``lr``, ``aug``, ``batch_size``).
+    overrides (``model``, ``epochs``, ``lr``, ``aug``, ``batch_size``); ``precision``
+    (``auto``, ``fp32``, ``bf16``) is the evaluators' arithmetic (``auto``: bf16 on CPUs with native bf16).
     ``reference_cache`` (a dict) lets several audits on the same real data
     share reference predictions; ``cache_dir`` keeps the full-data reference on disk.
     """
-    from ddaudit.evaluate import get_protocol, train_and_predict
+    from ddaudit.evaluate import get_protocol, resolve_precision, train_and_predict
     from ddaudit.metrics import DISPARITY_METRICS, amplification, compute_metrics
 
     if num_eval < 1:
@@ -243,6 +245,7 @@ def audit(
     if not 0 < confidence < 1:
         raise ConfigError("--confidence must lie strictly between 0 and 1")
     device = resolve_device(device)
+    precision = resolve_precision(precision, device)
     syn = synthetic if isinstance(synthetic, SyntheticSet) else load_synthetic(str(synthetic), format=format, index=index)
     real_data = real if isinstance(real, RealData) else load_real(real, **(real_options or {}))
     check_compatible(syn, real_data)
@@ -276,7 +279,7 @@ def audit(
 
         preds = train_and_predict(
             x, y, test.x, protocol=proto, seeds=seeds, num_classes=real_data.num_classes,
-            device=device, engine=engine, progress=step,
+            device=device, engine=engine, precision=precision, progress=step,
         )
         return preds.cpu().numpy()
 
@@ -302,7 +305,7 @@ def audit(
         else:
             store = ReferenceStore(reference_cache, cache_dir)
             key = {"real": real_data.name, "meta": _plain(real_data.meta), "train": len(train), "space": space,
-                   "protocol": proto.to_dict(), "seeds": seeds, "checksum": _checksum(train.x)}
+                   "protocol": proto.to_dict(), "seeds": seeds, "precision": precision, "checksum": _checksum(train.x)}
             wanted = []
             if reference:
                 subset = random_subset(train, syn.labels, real_data.num_classes, derive_seeds(seed, 1, stream=1)[0])
@@ -353,6 +356,7 @@ def audit(
             "seed": seed,
             "evaluator_seeds": seeds,
             "engine": engine,
+            "precision": precision,
             "device": device,
             "min_group_size": min_group_size,
             "n_boot": n_boot,

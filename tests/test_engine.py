@@ -18,7 +18,7 @@ from ddaudit.evaluate import (
     train_and_predict,
     train_evaluators,
 )
-from ddaudit.evaluate._shared import EvaluatorRandomness
+from ddaudit.evaluate._shared import EvaluatorRandomness, resolve_precision
 
 TINY = "ConvNetW32D1"
 
@@ -55,8 +55,8 @@ def test_batched_training_is_the_sequential_training(model, aug):
     test_x, _ = blobs(seed=1)
     protocol = tiny_protocol(model=model, aug=aug)
     seeds = [3, 11, 12]
-    sequential = train_evaluators(x, y, protocol=protocol, seeds=seeds, num_classes=3, engine="sequential")
-    batched = train_evaluators(x, y, protocol=protocol, seeds=seeds, num_classes=3, engine="batched")
+    sequential = train_evaluators(x, y, protocol=protocol, seeds=seeds, num_classes=3, engine="sequential", precision="fp32")
+    batched = train_evaluators(x, y, protocol=protocol, seeds=seeds, num_classes=3, engine="batched", precision="fp32")
     assert isinstance(sequential, SequentialEnsemble) and isinstance(batched, BatchedEnsemble)
     for seq_state, bat_state in zip(sequential.state_dicts(), batched.state_dicts(), strict=True):
         assert seq_state.keys() == bat_state.keys()
@@ -70,7 +70,7 @@ def test_batched_training_is_the_sequential_training(model, aug):
 
 def test_batched_state_dicts_load_into_plain_models():
     x, y = blobs()
-    batched = train_evaluators(x, y, protocol=tiny_protocol(epochs=2), seeds=[1, 2], num_classes=3, engine="batched")
+    batched = train_evaluators(x, y, protocol=tiny_protocol(epochs=2), seeds=[1, 2], num_classes=3, engine="batched", precision="fp32")
     model = create_model(TINY, 3, 3, (8, 8))
     model.load_state_dict(batched.state_dicts()[1])
     with torch.no_grad():
@@ -81,11 +81,11 @@ def test_an_evaluator_does_not_depend_on_its_chunk_or_neighbours():
     x, y = blobs()
     test_x, _ = blobs(seed=2)
     protocol = tiny_protocol(aug="dsa", epochs=3)
-    together = train_evaluators(x, y, protocol=protocol, seeds=[4, 5, 6], num_classes=3, engine="batched")
+    together = train_evaluators(x, y, protocol=protocol, seeds=[4, 5, 6], num_classes=3, engine="batched", precision="fp32")
     chunked = train_evaluators(
-        x, y, protocol=protocol, seeds=[4, 5, 6], num_classes=3, engine="batched", max_batched=2
+        x, y, protocol=protocol, seeds=[4, 5, 6], num_classes=3, engine="batched", max_batched=2, precision="fp32"
     )
-    alone = train_evaluators(x, y, protocol=protocol, seeds=[6], num_classes=3, engine="sequential")
+    alone = train_evaluators(x, y, protocol=protocol, seeds=[6], num_classes=3, engine="sequential", precision="fp32")
     logits = together.logits(test_x)
     torch.testing.assert_close(chunked.logits(test_x), logits, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(alone.logits(test_x)[0], logits[2], rtol=1e-4, atol=1e-5)
@@ -98,7 +98,7 @@ def test_sequential_engine_follows_the_documented_schedule():
     """Full-batch training (order irrelevant): lr for epochs//2 epochs, then lr*0.1 with fresh momentum."""
     x, y = blobs(n_per_class=4)
     protocol = tiny_protocol(model="MLP", epochs=6, batch_size=64, lr=0.1)
-    engine = train_evaluators(x, y, protocol=protocol, seeds=[9], num_classes=3, engine="sequential")
+    engine = train_evaluators(x, y, protocol=protocol, seeds=[9], num_classes=3, engine="sequential", precision="fp32")
 
     model = create_model("MLP", 3, 3, (8, 8), seed=EvaluatorRandomness.from_seed(9).init_seed)
     for lr, epochs in ((0.1, 3), (0.01, 3)):
@@ -149,25 +149,27 @@ def test_same_seeds_same_predictions(engine):
 def test_soft_labels_one_hot_equal_hard_labels_and_logits_are_softmaxed():
     x, y = blobs()
     protocol = tiny_protocol(epochs=2)
-    hard = train_evaluators(x, y, protocol=protocol, seeds=[1], num_classes=3, engine="sequential").logits(x)
+    hard = train_evaluators(x, y, protocol=protocol, seeds=[1], num_classes=3, engine="sequential", precision="fp32").logits(x)
     one_hot = F.one_hot(y, 3).float()
-    soft = train_evaluators(x, one_hot, protocol=protocol, seeds=[1], num_classes=3, engine="sequential").logits(x)
+    soft = train_evaluators(x, one_hot, protocol=protocol, seeds=[1], num_classes=3, engine="sequential", precision="fp32").logits(x)
     torch.testing.assert_close(soft, hard)
     logits = torch.randn(len(y), 3, generator=torch.Generator().manual_seed(0)) * 3
-    from_logits = train_evaluators(x, logits, protocol=protocol, seeds=[1, 2], num_classes=3, engine="batched")
+    from_logits = train_evaluators(x, logits, protocol=protocol, seeds=[1, 2], num_classes=3, engine="batched", precision="fp32")
     from_probs = train_evaluators(
-        x, torch.softmax(logits, -1), protocol=protocol, seeds=[1, 2], num_classes=3, engine="batched"
+        x, torch.softmax(logits, -1), protocol=protocol, seeds=[1, 2], num_classes=3, engine="batched", precision="fp32"
     )
     torch.testing.assert_close(from_logits.logits(x), from_probs.logits(x))
     assert not torch.allclose(from_probs.logits(x)[0], hard[0], atol=1e-3)
 
 
 @pytest.mark.parametrize("engine", ["sequential", "batched"])
-def test_easy_task_is_learned(engine):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_easy_task_is_learned(engine, precision):
     x, y = blobs(n_per_class=8, classes=4)
     test_x, test_y = blobs(n_per_class=25, classes=4, seed=5)
     predictions = train_and_predict(
-        x, y, test_x, protocol=tiny_protocol(epochs=5, batch_size=8), seeds=[0, 1], num_classes=4, engine=engine
+        x, y, test_x, protocol=tiny_protocol(epochs=5, batch_size=8), seeds=[0, 1], num_classes=4, engine=engine,
+        precision=precision,
     )
     assert predictions.dtype == torch.int64 and predictions.shape == (2, 100)
     accuracy = (predictions == test_y).float().mean(dim=1)
@@ -185,6 +187,47 @@ def test_progress_reaches_the_total():
         assert calls[-1] == (3 * 3 * 4, 3 * 3 * 4)
         assert all(b[0] >= a[0] for a, b in zip(calls, calls[1:]))
         assert len(calls) >= 3
+
+
+# ---- precision ---------------------------------------------------------------------------------
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = open("/proc/cpuinfo").read()
+    except OSError:
+        return set()
+    return {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split(":")[1].split()}
+
+
+def test_precision_resolution():
+    assert resolve_precision("fp32", "cpu") == "fp32"
+    assert resolve_precision("bf16", "cpu") == "bf16"
+    assert resolve_precision("auto", "cuda") == "fp32"
+    flags = _cpu_flags()
+    if flags:  # Linux: the kernel's CPU flags are an independent check of the hardware test
+        native = bool({"amx_bf16", "avx512_bf16"} & flags)
+        assert resolve_precision("auto", "cpu") == ("bf16" if native else "fp32")
+    with pytest.raises(ConfigError, match="unknown precision"):
+        resolve_precision("fp16", "cpu")
+
+
+@pytest.mark.parametrize("engine", ["sequential", "batched"])
+def test_bf16_training_is_repeatable_and_close_to_fp32(engine):
+    x, y = blobs()
+    test_x, _ = blobs(seed=3, noise=1.0)
+    protocol = tiny_protocol(aug="dsa", epochs=3)
+
+    def logits(precision):
+        return train_evaluators(
+            x, y, protocol=protocol, seeds=[1, 2], num_classes=3, engine=engine, precision=precision
+        ).logits(test_x)
+
+    bf16, fp32 = logits("bf16"), logits("fp32")
+    assert bf16.dtype == torch.float32
+    assert torch.equal(bf16, logits("bf16"))  # same seeds, same machine: same numbers
+    assert not torch.equal(bf16, fp32)  # the arithmetic really is different
+    torch.testing.assert_close(bf16, fp32, rtol=0.1, atol=0.1)  # ... but only by rounding
 
 
 # ---- engine choice -----------------------------------------------------------------------------

@@ -25,4 +25,7 @@ for _module in (check, probe, gate, demo, run, weights, datasets):
 
 def main() -> None:
     """Console-script entry point."""
+    from ddaudit.evaluate.runtime import keep_freed_memory
+
+    keep_freed_memory()  # large tensors are freed and re-allocated every step: keep the pages
     app()

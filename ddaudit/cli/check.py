@@ -18,6 +18,12 @@ class Engine(str, Enum):
     sequential = "sequential"
 
 
+class Precision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
 class Space(str, Enum):
     auto = "auto"
     normalized = "normalized"
@@ -68,6 +74,7 @@ def check(
     seed: Annotated[int, typer.Option(help="Seed for evaluators, references and bootstrap; same seed, same report on CPU.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     engine: Annotated[Engine, typer.Option(help="batched trains all evaluators as one vectorised model; sequential one by one; auto picks.")] = Engine.auto,
+    precision: Annotated[Precision, typer.Option(help="Evaluator arithmetic: fp32, bf16 (autocast), or auto (bf16 on CPUs with native bf16: AMX or AVX512-BF16; fp32 elsewhere).")] = Precision.auto,
     reference: Annotated[bool, typer.Option("--reference/--no-reference", help="Also train on a random real subset with the same IPC (for the amplification factor).")] = True,
     full_reference: Annotated[bool, typer.Option(help="Also train on the full real training set (slow; cached with --cache-dir).")] = False,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Where to cache full-reference predictions.")] = None,
@@ -143,7 +150,7 @@ def check(
                 path, real_data, format=format, index=index, space=space.value, mean=mean or None, std=std or None,
                 protocol=protocol,
                 protocol_overrides={"model": model, "epochs": epochs, "lr": lr, "aug": aug, "batch_size": batch_size},
-                num_eval=num_eval, seed=seed, device=device, engine=engine.value, reference=reference,
+                num_eval=num_eval, seed=seed, device=device, engine=engine.value, precision=precision.value, reference=reference,
                 full_reference=full_reference, cache_dir=cache_dir, reference_cache=shared_references,
                 min_group_size=gate_args.min_group_size, n_boot=n_boot, confidence=confidence, progress=progress,
             )

@@ -1,5 +1,6 @@
 """Evaluator training: model zoo, DSA augmentation, protocol presets, batched and sequential engines."""
 
+from ddaudit.evaluate._shared import PRECISIONS, resolve_precision
 from ddaudit.evaluate.augment import DEFAULT_STRATEGY, OPS, AugDraws, DiffAugment, parse_strategy
 from ddaudit.evaluate.batched import BatchedEnsemble, sgd_step, train_batched
 from ddaudit.evaluate.engine import ENGINES, choose_engine, train_and_predict, train_evaluators
@@ -12,6 +13,7 @@ __all__ = [
     "ENGINES",
     "MTT_NEEDS_LR",
     "OPS",
+    "PRECISIONS",
     "AugDraws",
     "BatchedEnsemble",
     "DiffAugment",
@@ -25,6 +27,7 @@ __all__ = [
     "is_batchable",
     "parse_strategy",
     "register_model",
+    "resolve_precision",
     "sgd_step",
     "train_and_predict",
     "train_batched",

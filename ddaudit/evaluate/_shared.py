@@ -4,13 +4,15 @@ An evaluator is defined by its seed alone: the seed fixes its initial
 weights, its shuffle order every epoch and its augmentation draws, through
 separate streams derived from the seed (:func:`derive_seed`). Both engines get
 an epoch's shuffle orders and augmentation draws from :func:`plan_epoch`, the
-loss from :func:`soft_cross_entropy` and the learning rate from
-:meth:`Protocol.lr_at`.
+loss from :func:`soft_cross_entropy`, the learning rate from
+:meth:`Protocol.lr_at`, the arithmetic precision from :func:`resolve_precision`
+and :func:`compute_context`, and test predictions from :func:`predict_in_batches`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +32,13 @@ SHAPE_MISMATCH = "test images are {test} per image but training images are {trai
 BAD_LABELS = "train_y must be (N,) class indices or (N, {k}) soft labels for N={n} images, got shape {shape}"
 LABEL_RANGE = "training labels must lie in [0, {k}), found {low}..{high}: check num_classes"
 NO_SEEDS = "at least one evaluator seed is needed"
+UNKNOWN_PRECISION = "unknown precision {value!r}: use auto, fp32 or bf16"
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+#: Test images per forward pass: large enough to amortise a pass, small enough
+#: that a ConvNet-128 layer output (32 MiB at 64 images of 32x32) stays in cache.
+PREDICT_BATCH = 64
 
 
 def derive_seed(seed: int, stream: int) -> int:
@@ -89,7 +98,53 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
     ``logits`` and ``targets`` are (..., B, K); the result has the leading
     shape (a scalar for one evaluator, (E,) for stacked evaluators).
     """
-    return -(targets * F.log_softmax(logits, dim=-1)).sum(dim=-1).mean(dim=-1)
+    return -(targets * F.log_softmax(logits.float(), dim=-1)).sum(dim=-1).mean(dim=-1)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AMX tiles or AVX512-BF16).
+
+    Without it oneDNN emulates bf16 and is slower than fp32, so ``auto``
+    precision stays fp32.
+    """
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """The precision the evaluators compute in: ``"fp32"`` or ``"bf16"``.
+
+    ``auto`` is bf16 on a CPU with native bf16 arithmetic and fp32 elsewhere
+    (on a GPU evaluator training is launch-bound, not compute-bound). bf16
+    means autocast: weights, optimiser state and the loss stay fp32, matrix
+    products and convolutions run in bf16 (``benchmarks/RESULTS.md`` records
+    the accuracy against fp32).
+    """
+    if precision not in PRECISIONS:
+        raise ConfigError(UNKNOWN_PRECISION.format(value=precision))
+    if precision != "auto":
+        return precision
+    return "bf16" if torch.device(device).type == "cpu" and cpu_has_native_bf16() else "fp32"
+
+
+def compute_context(precision: str, device: torch.device) -> AbstractContextManager:
+    """Autocast to bf16 for ``"bf16"``; a no-op context for ``"fp32"``."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def predict_in_batches(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    device: torch.device,
+    precision: str,
+    batch_size: int = PREDICT_BATCH,
+) -> torch.Tensor:
+    """``forward`` over ``x`` in batches under ``inference_mode``; fp32 logits concatenated on the last-but-one dim."""
+    pieces = []
+    with torch.inference_mode(), compute_context(precision, device):
+        for start, stop in batch_bounds(x.shape[0], batch_size):
+            pieces.append(forward(to_device(x[start:stop], device)).float())
+    return torch.cat(pieces, dim=-2)
 
 
 def as_targets(train_y: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -27,9 +27,12 @@ from torch.func import functional_call, stack_module_state, vmap
 from ddaudit.evaluate._shared import (
     EvaluatorRandomness,
     ProgressCallback,
+    PREDICT_BATCH,
     batch_bounds,
+    compute_context,
     draws_to_device,
     plan_epoch,
+    predict_in_batches,
     soft_cross_entropy,
     to_device,
 )
@@ -70,11 +73,12 @@ def sgd_step(
 
 
 class BatchedEnsemble:
-    """Trained evaluators as stacked parameters, in chunks of at most ``max_batched``."""
+    """Trained evaluators as stacked parameters, in chunks of at most ``max_batched``, predicting in ``precision``."""
 
-    def __init__(self, base: nn.Module, chunks: list[tuple[dict, dict]]) -> None:
+    def __init__(self, base: nn.Module, chunks: list[tuple[dict, dict]], precision: str = "fp32") -> None:
         self.base = base
         self.chunks = chunks
+        self.precision = precision
 
     def __len__(self) -> int:
         return sum(next(iter(params.values())).shape[0] for params, _ in self.chunks)
@@ -88,18 +92,17 @@ class BatchedEnsemble:
             out.extend({name: tensor[i].detach().cpu() for name, tensor in merged.items()} for i in range(count))
         return out
 
-    @torch.no_grad()
-    def logits(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-        """Logits (E, N, K) on CPU; each test batch goes through all evaluators of a chunk at once."""
+    def logits(self, x: torch.Tensor, batch_size: int = PREDICT_BATCH) -> torch.Tensor:
+        """Logits (E, N, K), fp32 on CPU; each test batch goes through all evaluators of a chunk at once."""
         forward_all = vmap(partial(_forward, self.base), in_dims=(0, 0, None))
         out = []
         for params, buffers in self.chunks:
             device = next(iter(params.values())).device
-            pieces = [forward_all(params, buffers, to_device(x[s:e], device)) for s, e in batch_bounds(x.shape[0], batch_size)]
-            out.append(torch.cat(pieces, dim=1))
+            forward = partial(forward_all, params, buffers)
+            out.append(predict_in_batches(forward, x, device, self.precision, batch_size))
         return torch.cat(out).cpu()
 
-    def predict(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    def predict(self, x: torch.Tensor, batch_size: int = PREDICT_BATCH) -> torch.Tensor:
         """Predicted classes (E, N), int64 on CPU."""
         return self.logits(x, batch_size).argmax(dim=-1)
 
@@ -112,6 +115,7 @@ def train_batched(
     seeds: Sequence[int],
     num_classes: int,
     device: torch.device,
+    precision: str = "fp32",
     progress: ProgressCallback | None = None,
     max_batched: int = 32,
 ) -> BatchedEnsemble:
@@ -137,11 +141,11 @@ def train_batched(
         params = {k: v.detach().to(device) for k, v in params.items()}
         buffers = {k: v.detach().to(device) for k, v in buffers.items()}
         done = _train_chunk(
-            base, params, buffers, x_all, t_all, randomness, protocol, bounds, progress, done, total_steps
+            base, params, buffers, x_all, t_all, randomness, protocol, precision, bounds, progress, done, total_steps
         )
         chunks.append((params, buffers))
     base.eval()
-    return BatchedEnsemble(base, chunks)
+    return BatchedEnsemble(base, chunks, precision)
 
 
 def _train_chunk(
@@ -152,6 +156,7 @@ def _train_chunk(
     t_all: torch.Tensor,
     randomness: list[EvaluatorRandomness],
     protocol: Protocol,
+    precision: str,
     bounds: list[tuple[int, int]],
     progress: ProgressCallback | None,
     done: int,
@@ -181,7 +186,9 @@ def _train_chunk(
                 xb = flat.view(xb.shape)
             # Evaluators' losses are independent, so the gradient of their sum
             # with respect to evaluator e's parameters is e's own gradient.
-            soft_cross_entropy(forward_all(params, buffers, xb), t_all[idx]).sum().backward()
+            with compute_context(precision, x_all.device):
+                logits = forward_all(params, buffers, xb)
+            soft_cross_entropy(logits, t_all[idx]).sum().backward()
             with torch.no_grad():
                 momentum_buffers = sgd_step(
                     param_list,

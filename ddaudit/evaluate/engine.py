@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 
 from ddaudit.errors import ConfigError
-from ddaudit.evaluate._shared import ProgressCallback, as_targets, check_inputs
+from ddaudit.evaluate._shared import PREDICT_BATCH, ProgressCallback, as_targets, check_inputs, resolve_precision
 from ddaudit.evaluate.batched import BatchedEnsemble, train_batched
 from ddaudit.evaluate.models import is_batchable
 from ddaudit.evaluate.protocol import Protocol, get_protocol
@@ -54,6 +54,7 @@ def train_evaluators(
     num_classes: int,
     device: str | torch.device = "cpu",
     engine: str = "auto",
+    precision: str = "auto",
     progress: ProgressCallback | None = None,
     max_batched: int = 32,
 ) -> SequentialEnsemble | BatchedEnsemble:
@@ -63,6 +64,9 @@ def train_evaluators(
     or logits which are softmaxed). Each evaluator's initial weights, shuffle
     orders and augmentation draws depend on its seed only, so an evaluator
     trains the same way whichever engine, chunk or position it runs in.
+    ``precision`` is ``"auto"``, ``"fp32"`` or ``"bf16"`` (autocast for
+    training and prediction; ``auto`` is bf16 on CPUs with native bf16, see
+    :func:`~ddaudit.evaluate._shared.resolve_precision`).
     ``progress(done_steps, total_steps)`` is called after every epoch.
     """
     if isinstance(protocol, str):
@@ -79,6 +83,7 @@ def train_evaluators(
         seeds=seeds,
         num_classes=num_classes,
         device=torch.device(device),
+        precision=resolve_precision(precision, device),
         progress=progress,
     )
     x = train_x.detach().float().cpu()
@@ -97,7 +102,8 @@ def train_and_predict(
     num_classes: int,
     device: str | torch.device = "cpu",
     engine: str = "auto",
-    test_batch_size: int = 1024,
+    precision: str = "auto",
+    test_batch_size: int = PREDICT_BATCH,
     progress: ProgressCallback | None = None,
     max_batched: int = 32,
 ) -> torch.Tensor:
@@ -118,6 +124,7 @@ def train_and_predict(
         num_classes=num_classes,
         device=device,
         engine=engine,
+        precision=precision,
         progress=progress,
         max_batched=max_batched,
     )

@@ -14,9 +14,12 @@ from torch import nn
 from ddaudit.evaluate._shared import (
     EvaluatorRandomness,
     ProgressCallback,
+    PREDICT_BATCH,
     batch_bounds,
+    compute_context,
     draws_to_device,
     plan_epoch,
+    predict_in_batches,
     soft_cross_entropy,
     to_device,
 )
@@ -26,10 +29,11 @@ from ddaudit.evaluate.protocol import Protocol
 
 
 class SequentialEnsemble:
-    """Trained evaluators as a list of modules (in eval mode)."""
+    """Trained evaluators as a list of modules (in eval mode), predicting in ``precision``."""
 
-    def __init__(self, models: list[nn.Module]) -> None:
+    def __init__(self, models: list[nn.Module], precision: str = "fp32") -> None:
         self.models = models
+        self.precision = precision
 
     def __len__(self) -> int:
         return len(self.models)
@@ -38,18 +42,16 @@ class SequentialEnsemble:
         """One CPU ``state_dict`` per evaluator."""
         return [{name: t.detach().cpu() for name, t in model.state_dict().items()} for model in self.models]
 
-    @torch.no_grad()
-    def logits(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-        """Logits (E, N, K) on CPU."""
+    def logits(self, x: torch.Tensor, batch_size: int = PREDICT_BATCH) -> torch.Tensor:
+        """Logits (E, N, K), fp32 on CPU."""
         device = next(self.models[0].parameters()).device
         out = []
         for model in self.models:
             model.eval()
-            chunks = [model(to_device(x[s:e], device)) for s, e in batch_bounds(x.shape[0], batch_size)]
-            out.append(torch.cat(chunks))
+            out.append(predict_in_batches(model, x, device, self.precision, batch_size))
         return torch.stack(out).cpu()
 
-    def predict(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    def predict(self, x: torch.Tensor, batch_size: int = PREDICT_BATCH) -> torch.Tensor:
         """Predicted classes (E, N), int64 on CPU."""
         return self.logits(x, batch_size).argmax(dim=-1)
 
@@ -62,9 +64,14 @@ def train_sequential(
     seeds: Sequence[int],
     num_classes: int,
     device: torch.device,
+    precision: str = "fp32",
     progress: ProgressCallback | None = None,
 ) -> SequentialEnsemble:
-    """Train one evaluator per seed with plain autograd and ``torch.optim.SGD``."""
+    """Train one evaluator per seed with plain autograd and ``torch.optim.SGD``.
+
+    ``precision`` is ``"fp32"`` or ``"bf16"`` (autocast; see
+    :func:`ddaudit.evaluate._shared.resolve_precision`).
+    """
     n, channel, height, width = train_x.shape
     aug = DiffAugment(protocol.augmentation_strategy)
     bounds = batch_bounds(n, protocol.batch_size)
@@ -94,7 +101,9 @@ def train_sequential(
                 xb = x_all[idx]
                 if draws is not None:
                     xb = aug.apply(xb, draws.rows(start, stop))
-                loss = soft_cross_entropy(model(xb), t_all[idx])
+                with compute_context(precision, device):
+                    logits = model(xb)
+                loss = soft_cross_entropy(logits, t_all[idx])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -102,4 +111,4 @@ def train_sequential(
                 progress((index * protocol.epochs + epoch + 1) * len(bounds), total_steps)
         model.eval()
         models.append(model)
-    return SequentialEnsemble(models)
+    return SequentialEnsemble(models, precision)
