@@ -28,6 +28,14 @@ from ddaudit.evaluate.models import create_model
 from ddaudit.evaluate.protocol import Protocol
 
 
+#: Train and predict in channels-last memory layout (NHWC), oneDNN's native one on CPUs.
+CHANNELS_LAST = False
+
+
+def _layout(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.contiguous(memory_format=torch.channels_last) if CHANNELS_LAST and tensor.dim() == 4 else tensor
+
+
 class SequentialEnsemble:
     """Trained evaluators as a list of modules (in eval mode), predicting in ``precision``."""
 
@@ -48,7 +56,7 @@ class SequentialEnsemble:
         out = []
         for model in self.models:
             model.eval()
-            out.append(predict_in_batches(model, x, device, self.precision, batch_size))
+            out.append(predict_in_batches(lambda xb: model(_layout(xb)), x, device, self.precision, batch_size))
         return torch.stack(out).cpu()
 
     def predict(self, x: torch.Tensor, batch_size: int = PREDICT_BATCH) -> torch.Tensor:
@@ -84,6 +92,8 @@ def train_sequential(
         randomness = EvaluatorRandomness.from_seed(seed)
         model = create_model(protocol.model, channel, num_classes, (height, width), seed=randomness.init_seed)
         model.to(device).train()
+        if CHANNELS_LAST:
+            model.to(memory_format=torch.channels_last)
         optimizer = None
         for epoch in range(protocol.epochs):
             if optimizer is None or epoch == protocol.decay_epoch:
@@ -102,7 +112,7 @@ def train_sequential(
                 if draws is not None:
                     xb = aug.apply(xb, draws.rows(start, stop))
                 with compute_context(precision, device):
-                    logits = model(xb)
+                    logits = model(_layout(xb))
                 loss = soft_cross_entropy(logits, t_all[idx])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
