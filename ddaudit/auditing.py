@@ -217,6 +217,7 @@ def audit(
     device: str = "auto",
     engine: str = "auto",
     precision: str = "auto",
+    compile: str = "auto",
     reference: bool = True,
     full_reference: bool = False,
     cache_dir: str | Path | None = None,
@@ -233,7 +234,8 @@ def audit(
     ``"cmnist-fg"`` or a :class:`RealData`. Evaluators are trained with the
     named protocol preset (``dc``, ``dsa``, ``dm``, ``mtt``, ``quick``) and any
     overrides (``model``, ``epochs``, ``lr``, ``aug``, ``batch_size``); ``precision``
-    (``auto``, ``fp32``, ``bf16``) is the evaluators' arithmetic (``auto``: bf16 on CPUs with native bf16).
+    (``auto``, ``fp32``, ``bf16``) is the evaluators' arithmetic (``auto``: bf16 on CPUs with native bf16),
+    ``compile`` (``auto``, ``on``, ``off``) whether their forward passes go through ``torch.compile``.
     ``reference_cache`` (a dict) lets several audits on the same real data
     share reference predictions; ``cache_dir`` keeps the full-data reference on disk.
     """
@@ -279,7 +281,7 @@ def audit(
 
         preds = train_and_predict(
             x, y, test.x, protocol=proto, seeds=seeds, num_classes=real_data.num_classes,
-            device=device, engine=engine, precision=precision, progress=step,
+            device=device, engine=engine, precision=precision, compile=compile, progress=step,
         )
         return preds.cpu().numpy()
 
@@ -357,6 +359,7 @@ def audit(
             "evaluator_seeds": seeds,
             "engine": engine,
             "precision": precision,
+            "compile": compile,
             "device": device,
             "min_group_size": min_group_size,
             "n_boot": n_boot,

@@ -18,7 +18,15 @@ from ddaudit.evaluate import (
     train_and_predict,
     train_evaluators,
 )
-from ddaudit.evaluate._shared import EvaluatorRandomness, resolve_precision
+from ddaudit.evaluate._shared import (
+    COMPILE_MIN_PREDICTIONS,
+    COMPILE_MIN_TRAIN_STEPS,
+    CompilePlan,
+    EvaluatorRandomness,
+    plan_compile,
+    predict_in_batches,
+    resolve_precision,
+)
 
 TINY = "ConvNetW32D1"
 
@@ -230,6 +238,54 @@ def test_bf16_training_is_repeatable_and_close_to_fp32(engine):
     torch.testing.assert_close(bf16, fp32, rtol=0.1, atol=0.1)  # ... but only by rounding
 
 
+# ---- torch.compile ---------------------------------------------------------------------------
+
+
+def test_compile_plan():
+    assert plan_compile("off", "cpu", 10**6, 10**6) == CompilePlan(False, False)
+    assert plan_compile("on", "cpu", 1, 1) == CompilePlan(True, True)
+    assert plan_compile("auto", "cuda", 10**6, 10**6) == CompilePlan(False, False)
+    import shutil
+
+    if any(shutil.which(name) for name in ("g++", "c++", "clang++")):
+        assert plan_compile("auto", "cpu", COMPILE_MIN_TRAIN_STEPS, 0) == CompilePlan(True, False)
+        assert plan_compile("auto", "cpu", COMPILE_MIN_TRAIN_STEPS - 1, COMPILE_MIN_PREDICTIONS) == CompilePlan(False, True)
+    with pytest.raises(ConfigError, match="unknown compile setting"):
+        plan_compile("yes", "cpu", 1, 1)
+
+
+def test_padding_the_last_test_batch_changes_no_prediction():
+    model = create_model(TINY, 3, 3, (8, 8), seed=0).eval()
+    x, _ = blobs(n_per_class=7)  # 21 images: batches of 8, 8 and 5
+    plain = predict_in_batches(model, x, torch.device("cpu"), "fp32", 8)
+    calls = []
+
+    def forward(xb):
+        calls.append(xb.shape[0])
+        return model(xb)
+
+    padded = predict_in_batches(forward, x, torch.device("cpu"), "fp32", 8, pad_last=True)
+    assert calls == [8, 8, 8]
+    torch.testing.assert_close(padded, plain)
+
+
+def test_compiled_evaluators_are_repeatable_and_match_eager():
+    """One compile (tens of seconds on 2 cores, less from inductor's cache): training and prediction."""
+    x, y = blobs()
+    test_x, _ = blobs(seed=3, noise=1.0)
+    protocol = tiny_protocol(aug="dsa", epochs=3)
+
+    def logits(setting):
+        return train_evaluators(
+            x, y, protocol=protocol, seeds=[1, 2], num_classes=3, engine="sequential", precision="fp32",
+            compile=setting,
+        ).logits(test_x, batch_size=8)
+
+    compiled = logits("on")
+    assert torch.equal(compiled, logits("on"))
+    torch.testing.assert_close(compiled, logits("off"), rtol=1e-3, atol=1e-4)
+
+
 # ---- engine choice -----------------------------------------------------------------------------
 
 
@@ -259,7 +315,7 @@ def test_batchnorm_model_trains_sequentially_under_auto():
 
 
 def test_presets():
-    assert available_protocols() == ["dc", "dsa", "dm", "mtt", "quick"]
+    assert available_protocols() == ["dc", "dsa", "dm", "mtt", "quick", "ci"]
     dc = get_protocol("dc")
     assert (dc.model, dc.epochs, dc.aug, dc.lr, dc.momentum, dc.weight_decay, dc.batch_size) == (
         "ConvNet", 300, "none", 0.01, 0.9, 5e-4, 256
@@ -270,6 +326,10 @@ def test_presets():
     assert get_protocol("mtt", lr=0.02).lr == 0.02 and get_protocol("mtt", lr=0.02).epochs == 1000
     quick = get_protocol("quick")
     assert (quick.model, quick.epochs, quick.aug) == ("ConvNet", 50, "none")
+    ci = get_protocol("ci")
+    assert (ci.model, ci.epochs, ci.aug, ci.dsa_strategy, ci.lr) == (
+        "ConvNet", 300, "dsa", "color_crop_cutout_flip_scale_rotate", 0.01
+    )
 
 
 def test_mtt_without_lr_says_what_to_do():

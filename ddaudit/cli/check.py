@@ -24,6 +24,12 @@ class Precision(str, Enum):
     bf16 = "bf16"
 
 
+class Compile(str, Enum):
+    auto = "auto"
+    on = "on"
+    off = "off"
+
+
 class Space(str, Enum):
     auto = "auto"
     normalized = "normalized"
@@ -63,7 +69,7 @@ def check(
     target: Annotated[Optional[str], typer.Option(help="CelebA: target attribute name (e.g. Attractive).")] = None,
     sensitive: Annotated[Optional[str], typer.Option(help="CelebA: sensitive attribute name (e.g. Male).")] = None,
     real_option: Annotated[Optional[list[str]], typer.Option("--real-option", help="Extra dataset option KEY=VALUE (repeatable), e.g. n_test=200.")] = None,
-    protocol: Annotated[str, typer.Option(help="Evaluation protocol preset: dsa, dm (1000 epochs, DSA), dc (300 epochs, no aug), mtt (learned lr), quick (CPU preview).")] = "dsa",
+    protocol: Annotated[str, typer.Option(help="Evaluation protocol preset: dsa, dm (1000 epochs, DSA), dc (300 epochs, no aug), mtt (learned lr), quick (CPU preview), ci (dsa with 300 epochs, for CPU runners).")] = "dsa",
     model: Annotated[Optional[str], typer.Option(help="Evaluator architecture (ConvNet, ConvNetW64, MLP, LeNet, AlexNet, VGG11, ResNet18, ...).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Override the protocol's epochs.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Override the evaluator learning rate (MTT: the learned lr).")] = None,
@@ -75,6 +81,7 @@ def check(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     engine: Annotated[Engine, typer.Option(help="batched trains all evaluators as one vectorised model; sequential one by one; auto picks.")] = Engine.auto,
     precision: Annotated[Precision, typer.Option(help="Evaluator arithmetic: fp32, bf16 (autocast), or auto (bf16 on CPUs with native bf16: AMX or AVX512-BF16; fp32 elsewhere).")] = Precision.auto,
+    compile: Annotated[Compile, typer.Option("--compile", help="torch.compile the evaluators (sequential engine): on, off, or auto (on a CPU with a C++ compiler, for long training or large test sets, where the compile time pays).")] = Compile.auto,
     reference: Annotated[bool, typer.Option("--reference/--no-reference", help="Also train on a random real subset with the same IPC (for the amplification factor).")] = True,
     full_reference: Annotated[bool, typer.Option(help="Also train on the full real training set (slow; cached with --cache-dir).")] = False,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Where to cache full-reference predictions.")] = None,
@@ -150,7 +157,8 @@ def check(
                 path, real_data, format=format, index=index, space=space.value, mean=mean or None, std=std or None,
                 protocol=protocol,
                 protocol_overrides={"model": model, "epochs": epochs, "lr": lr, "aug": aug, "batch_size": batch_size},
-                num_eval=num_eval, seed=seed, device=device, engine=engine.value, precision=precision.value, reference=reference,
+                num_eval=num_eval, seed=seed, device=device, engine=engine.value, precision=precision.value,
+                compile=compile.value, reference=reference,
                 full_reference=full_reference, cache_dir=cache_dir, reference_cache=shared_references,
                 min_group_size=gate_args.min_group_size, n_boot=n_boot, confidence=confidence, progress=progress,
             )

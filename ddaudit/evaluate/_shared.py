@@ -33,8 +33,17 @@ BAD_LABELS = "train_y must be (N,) class indices or (N, {k}) soft labels for N={
 LABEL_RANGE = "training labels must lie in [0, {k}), found {low}..{high}: check num_classes"
 NO_SEEDS = "at least one evaluator seed is needed"
 UNKNOWN_PRECISION = "unknown precision {value!r}: use auto, fp32 or bf16"
+UNKNOWN_COMPILE = "unknown compile setting {value!r}: use auto, on or off"
 
 PRECISIONS = ("auto", "fp32", "bf16")
+COMPILE_SETTINGS = ("auto", "on", "off")
+
+#: ``compile="auto"`` compiles an evaluator's training step from this many steps
+#: per evaluator, and test prediction from this many test images x evaluators:
+#: below that, the compile time (about 20 s cold, 5 s from inductor's on-disk
+#: cache, on 2 cores) costs more than it saves (``benchmarks/RESULTS.md``).
+COMPILE_MIN_TRAIN_STEPS = 300
+COMPILE_MIN_PREDICTIONS = 20_000
 
 #: Test images per forward pass: large enough to amortise a pass, small enough
 #: that a ConvNet-128 layer output (32 MiB at 64 images of 32x32) stays in cache.
@@ -127,6 +136,45 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
     return "bf16" if torch.device(device).type == "cpu" and cpu_has_native_bf16() else "fp32"
 
 
+@dataclass(frozen=True)
+class CompilePlan:
+    """Which parts of an engine run through ``torch.compile``."""
+
+    train: bool = False
+    predict: bool = False
+
+
+def plan_compile(setting: str, device: torch.device | str, train_steps: int, predictions: int) -> CompilePlan:
+    """Resolve ``compile`` (``auto``/``on``/``off``) for one training run.
+
+    ``train_steps`` are optimiser steps per evaluator, ``predictions`` test
+    images times evaluators (0 when unknown). ``auto`` compiles only on a CPU
+    with a C++ compiler (what inductor generates there), and only the parts
+    whose size passes :data:`COMPILE_MIN_TRAIN_STEPS` /
+    :data:`COMPILE_MIN_PREDICTIONS`; ``on`` compiles both.
+    """
+    if setting not in COMPILE_SETTINGS:
+        raise ConfigError(UNKNOWN_COMPILE.format(value=setting))
+    if setting == "off":
+        return CompilePlan()
+    if setting == "on":
+        return CompilePlan(train=True, predict=True)
+    if torch.device(device).type != "cpu" or not _has_cxx_compiler():
+        return CompilePlan()
+    return CompilePlan(train=train_steps >= COMPILE_MIN_TRAIN_STEPS, predict=predictions >= COMPILE_MIN_PREDICTIONS)
+
+
+def _has_cxx_compiler() -> bool:
+    import shutil
+
+    return any(shutil.which(name) for name in ("g++", "c++", "clang++"))
+
+
+def compiled(module: Callable) -> Callable:
+    """``torch.compile`` with static shapes: one graph per batch shape (at most two per epoch)."""
+    return torch.compile(module, dynamic=False)
+
+
 def compute_context(precision: str, device: torch.device) -> AbstractContextManager:
     """Autocast to bf16 for ``"bf16"``; a no-op context for ``"fp32"``."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
@@ -138,12 +186,24 @@ def predict_in_batches(
     device: torch.device,
     precision: str,
     batch_size: int = PREDICT_BATCH,
+    *,
+    pad_last: bool = False,
 ) -> torch.Tensor:
-    """``forward`` over ``x`` in batches under ``inference_mode``; fp32 logits concatenated on the last-but-one dim."""
+    """``forward`` over ``x`` in batches under ``inference_mode``; fp32 logits concatenated on the last-but-one dim.
+
+    ``pad_last`` fills the last, smaller batch up with copies of its first
+    image and drops their outputs, so a compiled ``forward`` sees one shape
+    (a sample's output does not depend on the other samples of its batch).
+    """
     pieces = []
     with torch.inference_mode(), compute_context(precision, device):
         for start, stop in batch_bounds(x.shape[0], batch_size):
-            pieces.append(forward(to_device(x[start:stop], device)).float())
+            xb = x[start:stop]
+            short = batch_size - xb.shape[0] if pad_last and x.shape[0] > batch_size else 0
+            if short:
+                xb = torch.cat([xb, xb[:1].expand(short, *xb.shape[1:])])
+            out = forward(to_device(xb, device)).float()
+            pieces.append(out[..., : stop - start, :] if short else out)
     return torch.cat(pieces, dim=-2)
 
 

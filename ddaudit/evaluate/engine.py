@@ -13,7 +13,15 @@ from collections.abc import Sequence
 import torch
 
 from ddaudit.errors import ConfigError
-from ddaudit.evaluate._shared import PREDICT_BATCH, ProgressCallback, as_targets, check_inputs, resolve_precision
+from ddaudit.evaluate._shared import (
+    PREDICT_BATCH,
+    ProgressCallback,
+    as_targets,
+    batch_bounds,
+    check_inputs,
+    plan_compile,
+    resolve_precision,
+)
 from ddaudit.evaluate.batched import BatchedEnsemble, train_batched
 from ddaudit.evaluate.models import is_batchable
 from ddaudit.evaluate.protocol import Protocol, get_protocol
@@ -55,6 +63,8 @@ def train_evaluators(
     device: str | torch.device = "cpu",
     engine: str = "auto",
     precision: str = "auto",
+    compile: str = "auto",
+    test_size: int = 0,
     progress: ProgressCallback | None = None,
     max_batched: int = 32,
 ) -> SequentialEnsemble | BatchedEnsemble:
@@ -66,7 +76,12 @@ def train_evaluators(
     trains the same way whichever engine, chunk or position it runs in.
     ``precision`` is ``"auto"``, ``"fp32"`` or ``"bf16"`` (autocast for
     training and prediction; ``auto`` is bf16 on CPUs with native bf16, see
-    :func:`~ddaudit.evaluate._shared.resolve_precision`).
+    :func:`~ddaudit.evaluate._shared.resolve_precision`). ``compile``
+    (``auto``, ``on``, ``off``) runs the sequential engine's forward passes
+    through ``torch.compile``; ``auto`` does so on a CPU when the run is long
+    enough to pay for the compile time (``test_size``, the number of test
+    images to be predicted, is part of that estimate; see
+    :func:`~ddaudit.evaluate._shared.plan_compile`).
     ``progress(done_steps, total_steps)`` is called after every epoch.
     """
     if isinstance(protocol, str):
@@ -89,7 +104,9 @@ def train_evaluators(
     x = train_x.detach().float().cpu()
     if chosen == "batched":
         return train_batched(x, targets, max_batched=max_batched, **options)
-    return train_sequential(x, targets, **options)
+    steps = protocol.epochs * len(batch_bounds(x.shape[0], protocol.batch_size))
+    plan = plan_compile(compile, device, steps, test_size * len(seeds))
+    return train_sequential(x, targets, compile_plan=plan, **options)
 
 
 def train_and_predict(
@@ -103,6 +120,7 @@ def train_and_predict(
     device: str | torch.device = "cpu",
     engine: str = "auto",
     precision: str = "auto",
+    compile: str = "auto",
     test_batch_size: int = PREDICT_BATCH,
     progress: ProgressCallback | None = None,
     max_batched: int = 32,
@@ -125,6 +143,8 @@ def train_and_predict(
         device=device,
         engine=engine,
         precision=precision,
+        compile=compile,
+        test_size=test_x.shape[0],
         progress=progress,
         max_batched=max_batched,
     )

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from functools import partial
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ddaudit.errors import ConfigError
@@ -96,15 +97,33 @@ def _first_padding(im_size: tuple[int, int], usual: int, extra: int) -> int:
     return usual + extra if im_size == (28, 28) else usual
 
 
+class InputPrecisionGroupNorm(nn.GroupNorm):
+    """``nn.GroupNorm`` that keeps its input's precision under autocast.
+
+    Autocast runs ``group_norm`` in fp32, so under bf16 autocast every norm
+    layer would cast its bf16 input up and its output back down, and the
+    ReLU and pooling between would run in fp32. PyTorch's CPU kernel takes bf16
+    inputs with fp32 parameters and accumulates its statistics in fp32, so
+    here it runs on the bf16 tensor as it is. Same parameters and
+    ``state_dict`` as ``nn.GroupNorm``; without autocast nothing changes.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.is_autocast_enabled(x.device.type):
+            return super().forward(x)
+        with torch.autocast(x.device.type, enabled=False):
+            return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+
 def _norm_layer(norm: str, channels: int, shape: tuple[int, int, int]) -> nn.Module:
     if norm == "instancenorm":
-        return nn.GroupNorm(channels, channels, affine=True)
+        return InputPrecisionGroupNorm(channels, channels, affine=True)
     if norm == "batchnorm":
         return nn.BatchNorm2d(channels)
     if norm == "layernorm":
         return nn.LayerNorm(list(shape), elementwise_affine=True)
     if norm == "groupnorm":
-        return nn.GroupNorm(4, channels, affine=True)
+        return InputPrecisionGroupNorm(4, channels, affine=True)
     if norm == "none":
         return nn.Identity()
     raise ValueError(f"unknown norm {norm!r}")

@@ -15,7 +15,9 @@ from ddaudit.evaluate._shared import (
     EvaluatorRandomness,
     ProgressCallback,
     PREDICT_BATCH,
+    CompilePlan,
     batch_bounds,
+    compiled,
     compute_context,
     draws_to_device,
     plan_epoch,
@@ -28,20 +30,14 @@ from ddaudit.evaluate.models import create_model
 from ddaudit.evaluate.protocol import Protocol
 
 
-#: Train and predict in channels-last memory layout (NHWC), oneDNN's native one on CPUs.
-CHANNELS_LAST = False
-
-
-def _layout(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor.contiguous(memory_format=torch.channels_last) if CHANNELS_LAST and tensor.dim() == 4 else tensor
-
-
 class SequentialEnsemble:
-    """Trained evaluators as a list of modules (in eval mode), predicting in ``precision``."""
+    """Trained evaluators as a list of modules (in eval mode), predicting in ``precision``,
+    through ``torch.compile`` when ``compile_predict``."""
 
-    def __init__(self, models: list[nn.Module], precision: str = "fp32") -> None:
+    def __init__(self, models: list[nn.Module], precision: str = "fp32", compile_predict: bool = False) -> None:
         self.models = models
         self.precision = precision
+        self.compile_predict = compile_predict
 
     def __len__(self) -> int:
         return len(self.models)
@@ -56,7 +52,8 @@ class SequentialEnsemble:
         out = []
         for model in self.models:
             model.eval()
-            out.append(predict_in_batches(lambda xb: model(_layout(xb)), x, device, self.precision, batch_size))
+            forward = compiled(model) if self.compile_predict else model
+            out.append(predict_in_batches(forward, x, device, self.precision, batch_size, pad_last=self.compile_predict))
         return torch.stack(out).cpu()
 
     def predict(self, x: torch.Tensor, batch_size: int = PREDICT_BATCH) -> torch.Tensor:
@@ -73,12 +70,15 @@ def train_sequential(
     num_classes: int,
     device: torch.device,
     precision: str = "fp32",
+    compile_plan: CompilePlan = CompilePlan(),
     progress: ProgressCallback | None = None,
 ) -> SequentialEnsemble:
     """Train one evaluator per seed with plain autograd and ``torch.optim.SGD``.
 
     ``precision`` is ``"fp32"`` or ``"bf16"`` (autocast; see
-    :func:`ddaudit.evaluate._shared.resolve_precision`).
+    :func:`ddaudit.evaluate._shared.resolve_precision`); ``compile_plan`` says
+    whether the forward pass runs through ``torch.compile`` in training and in
+    prediction.
     """
     n, channel, height, width = train_x.shape
     aug = DiffAugment(protocol.augmentation_strategy)
@@ -92,8 +92,7 @@ def train_sequential(
         randomness = EvaluatorRandomness.from_seed(seed)
         model = create_model(protocol.model, channel, num_classes, (height, width), seed=randomness.init_seed)
         model.to(device).train()
-        if CHANNELS_LAST:
-            model.to(memory_format=torch.channels_last)
+        forward = compiled(model) if compile_plan.train else model
         optimizer = None
         for epoch in range(protocol.epochs):
             if optimizer is None or epoch == protocol.decay_epoch:
@@ -112,7 +111,7 @@ def train_sequential(
                 if draws is not None:
                     xb = aug.apply(xb, draws.rows(start, stop))
                 with compute_context(precision, device):
-                    logits = model(_layout(xb))
+                    logits = forward(xb)
                 loss = soft_cross_entropy(logits, t_all[idx])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -121,4 +120,4 @@ def train_sequential(
                 progress((index * protocol.epochs + epoch + 1) * len(bounds), total_steps)
         model.eval()
         models.append(model)
-    return SequentialEnsemble(models, precision)
+    return SequentialEnsemble(models, precision, compile_plan.predict)

@@ -1,0 +1,133 @@
+"""Does the CPU-runner protocol (``--protocol ci``) reach the same gate verdict as the full ``dsa`` protocol?
+
+Two steps, so that each fits a short slot on a shared machine:
+
+``make``  distils sets on the embedded cmnist-fg preset with ``ddaudit.distill``
+          at the demo's CPU settings (ConvNetW32, 300 DM iterations, lr_img 20,
+          64 real images per class, no DSA): vanilla DM, FairDD sync and, with
+          ``--weights FILE`` (a ``ddaudit weights`` file), label-free KDE-weighted
+          DM; for every IPC in ``--ipcs``.
+``audit`` runs ``ddaudit check SET --real cmnist-fg --protocol P --num-eval 3
+          --no-reference --max-deo-max 0.3`` for each set and protocol asked
+          for and appends one JSON line per audit (verdict, DEO_M, accuracy,
+          seconds, command) to ``--out``. Sets and protocols already in the
+          file are skipped, so the step can be resumed piece by piece.
+
+    python benchmarks/bench_ci_protocol.py make --folder /tmp/ci-sets --ipcs 10 50
+    python benchmarks/bench_ci_protocol.py audit --folder /tmp/ci-sets --protocols ci dsa --out ci.jsonl
+    python benchmarks/bench_ci_protocol.py table --out ci.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+VARIANTS = {"vanilla": "none", "sync": "sync", "kde": "weights"}
+
+
+def make(folder: Path, ipcs: list[int], weights_file: Path | None, seed: int) -> None:
+    from ddaudit.data import load_real
+    from ddaudit.distill import distill_dm, save_dc_format
+
+    torch.set_num_threads(2)
+    real = load_real("cmnist-fg")
+    weights = None
+    if weights_file is not None:
+        from ddaudit.mitigate.kde import load_weights
+
+        weights = load_weights(weights_file)["weights"]
+    folder.mkdir(parents=True, exist_ok=True)
+    for ipc in ipcs:
+        for variant, mode in VARIANTS.items():
+            path = folder / f"res_DM-{variant}_cmnist-fg_ConvNetW32_{ipc}ipc.pt"
+            if path.exists() or (mode == "weights" and weights is None):
+                continue
+            start = time.perf_counter()
+            result = distill_dm(
+                real.train, num_classes=real.num_classes, ipc=ipc, iterations=300, mode=mode,
+                weights=weights if mode == "weights" else None, model="ConvNetW32", lr_img=20.0,
+                batch_real=64, dsa=False, seed=seed, device="cpu",
+            )
+            save_dc_format(path, result.images, result.labels, force=False)
+            print(json.dumps({"made": path.name, "seconds": round(time.perf_counter() - start, 1)}), flush=True)
+
+
+def audit(folder: Path, protocols: list[str], out: Path, num_eval: int, only: list[str] | None) -> None:
+    done = set()
+    if out.exists():
+        done = {(row["set"], row["protocol"]) for row in map(json.loads, out.read_text().splitlines())}
+    ddaudit = str(Path(sys.executable).parent / "ddaudit")
+    for path in sorted(folder.glob("res_*.pt")):
+        if only and not any(name in path.name for name in only):
+            continue
+        for protocol in protocols:
+            if (path.name, protocol) in done:
+                continue
+            report_path = folder / f"{path.stem}.{protocol}.json"
+            command = [ddaudit, "check", str(path), "--real", "cmnist-fg", "--protocol", protocol,
+                       "--num-eval", str(num_eval), "--no-reference", "--max-deo-max", "0.3",
+                       "--json", str(report_path), "--force"]
+            start = time.perf_counter()
+            proc = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "CI": "1"})
+            seconds = time.perf_counter() - start
+            if proc.returncode not in (0, 1, 3):
+                sys.exit(proc.stderr[-3000:])
+            report = json.loads(report_path.read_text())
+            row = {
+                "set": path.name, "protocol": protocol, "exit_code": proc.returncode, "status": report["status"],
+                "deo_max": report["metrics"]["deo_max"]["mean"], "accuracy": report["metrics"]["accuracy"]["mean"],
+                "precision": report["settings"].get("precision"), "seconds": round(seconds, 1),
+                "command": " ".join(["ddaudit", *command[1:-3]]),
+            }
+            with out.open("a") as handle:
+                handle.write(json.dumps(row) + "\n")
+            print(json.dumps(row), flush=True)
+
+
+def table(out: Path) -> None:
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    by_set: dict[str, dict[str, dict]] = {}
+    for row in rows:
+        by_set.setdefault(row["set"], {})[row["protocol"]] = row
+    print("| set | ci verdict (DEO_M, acc., s) | dsa verdict (DEO_M, acc., s) | agree |")
+    print("|---|---|---|---|")
+    for name, entries in sorted(by_set.items()):
+        cells = []
+        for protocol in ("ci", "dsa"):
+            row = entries.get(protocol)
+            cells.append("-" if row is None else
+                         f"{row['status']} ({100 * row['deo_max']:.1f}, {100 * row['accuracy']:.1f}, {row['seconds']:.0f})")
+        agree = "-" if len(entries) < 2 else ("yes" if entries["ci"]["status"] == entries["dsa"]["status"] else "NO")
+        print(f"| {name} | {cells[0]} | {cells[1]} | {agree} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("step", choices=["make", "audit", "table"])
+    parser.add_argument("--folder", type=Path, default=Path("ci-sets"))
+    parser.add_argument("--ipcs", type=int, nargs="+", default=[10, 50])
+    parser.add_argument("--weights", type=Path, help="a `ddaudit weights` file: also make the label-free KDE set")
+    parser.add_argument("--protocols", nargs="+", default=["ci", "dsa"])
+    parser.add_argument("--num-eval", type=int, default=3)
+    parser.add_argument("--only", nargs="+", help="audit only sets whose file name contains one of these")
+    parser.add_argument("--out", type=Path, default=Path("ci-protocol.jsonl"))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if args.step == "make":
+        make(args.folder, args.ipcs, args.weights, args.seed)
+    elif args.step == "audit":
+        audit(args.folder, args.protocols, args.out, args.num_eval, args.only)
+    else:
+        table(args.out)
+
+
+if __name__ == "__main__":
+    main()
