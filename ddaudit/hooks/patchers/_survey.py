@@ -14,13 +14,15 @@ import re
 from pathlib import Path
 
 _MATCHING = re.compile(r"embed|feat|attention|match|loss|grad|dataset|network", re.IGNORECASE)
+#: Optimiser and autograd plumbing that the pattern above would also catch.
+_PLUMBING = {"zero_grad", "backward", "requires_grad_", "set_grad_enabled", "no_grad", "enable_grad"}
 
 ADAPTER_HINT = (
     "; to run this fork anyway, describe it in an adapter file and pass --adapter FILE: "
     "[dataset] module, function, returns (e.g. [\"channel\", \"im_size\", \"num_classes\", \"class_names\", "
     "\"mean\", \"std\", \"train\", \"test\", \"testloader\"]), rows (pair|triple); [matching] kind (embed|gradient|feature) "
     "with network_module/network_function and method (embed), match_module/match_function (gradient) or "
-    "feature_module/feature_function (feature); see `ddaudit run --help`{seen}"
+    "feature_module/feature_function (feature); see examples/adapter.toml{seen}"
 )
 
 
@@ -41,7 +43,7 @@ def survey(source: str, root: Path) -> dict:
         elif isinstance(node, ast.Call):
             func = node.func
             name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
-            if name and _MATCHING.search(name):
+            if name and _MATCHING.search(name) and name not in _PLUMBING:
                 calls.add(name)
     return {
         "local_imports": {m: sorted(set(n)) for m, n in sorted(imports.items())},
