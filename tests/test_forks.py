@@ -346,3 +346,11 @@ def test_device_accepts_only_cpu_and_the_summary_names_the_fork():
     assert result.exit_code == 2 and "--device must be 'cpu'" in result.output
     none = CliRunner().invoke(app, ["run", "--dataset", "cmnist-fg", "--", str(FAIRDD / "main_DM.py")])
     assert none.exit_code == 2 and "--adapter FILE" in none.output
+
+
+def test_identity_example_refuses_a_folder_without_fairdds_script(tmp_path):
+    import subprocess
+
+    example = Path(__file__).parents[1] / "examples" / "fairdd_dm_identity.py"
+    done = subprocess.run([sys.executable, str(example), str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "main_DM.py does not exist" in done.stderr
