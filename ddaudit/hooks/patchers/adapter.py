@@ -113,7 +113,8 @@ def load_adapter(path: str | Path) -> AdapterSpec:
         "feature": ("network_module", "network_function", "feature_module", "feature_function"),
     }[kind]
     fields = {key: _text(path, matching, "matching", key) for key in needed}
-    name = str(data.get("adapter", {}).get("name") or path.stem)
+    header = data.get("adapter", {})
+    name = str((header.get("name") if isinstance(header, dict) else None) or path.stem)
     return AdapterSpec(
         path=str(path), name=name, dataset_module=_text(path, dataset, "dataset", "module"),
         dataset_function=_text(path, dataset, "dataset", "function"), returns=tuple(returns), rows=rows,
