@@ -239,7 +239,8 @@ def audit(
     ``reference_cache`` (a dict) lets several audits on the same real data
     share reference predictions; ``cache_dir`` keeps the full-data reference on disk.
     """
-    from ddaudit.evaluate import get_protocol, resolve_precision, train_and_predict
+    from ddaudit.distributed import train_and_predict, world_size
+    from ddaudit.evaluate import get_protocol, resolve_precision
     from ddaudit.metrics import DISPARITY_METRICS, amplification, compute_metrics
 
     if num_eval < 1:
@@ -361,6 +362,7 @@ def audit(
             "precision": precision,
             "compile": compile,
             "device": device,
+            "world_size": world_size(),
             "min_group_size": min_group_size,
             "n_boot": n_boot,
             "confidence": confidence,

@@ -36,3 +36,11 @@ class ConfigError(DDAuditError):
 
 class PatchError(DDAuditError):
     """Third-party code does not look the way a patcher expects."""
+
+
+class RankFailedError(DDAuditError):
+    """Another process of a multi-process (torchrun) audit failed; carries that process's exit code."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_INTERNAL) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -7,6 +7,8 @@ stdout. Errors the user can fix exit with the codes in :mod:`ddaudit.errors`.
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from ddaudit.cli import check, datasets, demo, gate, probe, run, weights
@@ -23,9 +25,23 @@ for _module in (check, probe, gate, demo, run, weights, datasets):
     _module.register(app)
 
 
+#: Commands every torchrun rank runs on its own: ``run`` executes a third-party
+#: script, which may start its own process group.
+PER_RANK_COMMANDS = ("run",)
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script and ``python -m ddaudit`` entry point.
+
+    Under torchrun, rank 0 runs the command and the other ranks train their
+    share of its evaluators (:mod:`ddaudit.distributed`).
+    """
     from ddaudit.evaluate.runtime import keep_freed_memory
 
     keep_freed_memory()  # large tensors are freed and re-allocated every step: keep the pages
-    app()
+    if len(sys.argv) > 1 and sys.argv[1] in PER_RANK_COMMANDS:
+        app()
+        return
+    from ddaudit.distributed import launch
+
+    raise SystemExit(launch(app))

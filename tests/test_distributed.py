@@ -1,0 +1,233 @@
+"""Scale-out with torchrun: sharding by evaluator index, and real multi-process runs.
+
+The end-to-end tests launch two CPU processes with torchrun (gloo) on a tiny
+audit and check that the report equals the single-process report for the same
+seed, that only rank 0 writes and prints, and that a rank failing mid-training
+ends the job with one clear error line and no output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ddaudit import distributed
+from ddaudit.data import load_real
+from ddaudit.distributed import RankInfo, collective_timeout, rank_device, rank_info, shard
+from ddaudit.errors import ConfigError, RankFailedError
+
+# ---------------------------------------------------------------- rank info and sharding
+
+
+def test_rank_info_reads_torchrun_variables():
+    assert rank_info({}) == RankInfo(0, 1, 0)
+    info = rank_info({"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1"})
+    assert (info.rank, info.world_size, info.local_rank) == (3, 4, 1)
+    assert info.launched and not info.is_main
+    assert rank_info({"WORLD_SIZE": "1", "RANK": "0"}).launched is False
+
+
+@pytest.mark.parametrize(
+    "env, words",
+    [
+        ({"WORLD_SIZE": "two"}, "WORLD_SIZE='two'"),
+        ({"WORLD_SIZE": "2", "RANK": "-1"}, "RANK='-1'"),
+        ({"WORLD_SIZE": "2", "RANK": "2"}, "RANK=2 is outside 0..1"),
+        ({"WORLD_SIZE": "0"}, "WORLD_SIZE=0"),
+    ],
+)
+def test_rank_info_refuses_inconsistent_variables(env, words):
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        rank_info(env)
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 4, 7, 20])
+@pytest.mark.parametrize("world", [1, 2, 3, 8])
+@pytest.mark.parametrize("rotation", [0, 1, 5])
+def test_shards_cover_every_evaluator_once_in_contiguous_near_even_blocks(count, world, rotation):
+    blocks = [shard(count, world, rank, rotation) for rank in range(world)]
+    indices = sorted(i for block in blocks for i in block)
+    assert indices == list(range(count))
+    sizes = [len(block) for block in blocks]
+    assert max(sizes) - min(sizes) <= 1
+    for block in blocks:
+        assert list(block) == list(range(block.start, block.start + len(block)))
+
+
+def test_rotation_moves_the_extra_evaluator_to_another_rank():
+    # 3 evaluators on 2 ranks: the evaluators' call gives rank 0 two, the references' call gives rank 1 two.
+    assert [len(shard(3, 2, r, rotation=0)) for r in range(2)] == [2, 1]
+    assert [len(shard(3, 2, r, rotation=1)) for r in range(2)] == [1, 2]
+
+
+def test_bare_cuda_means_the_local_rank_gpu():
+    worker = RankInfo(rank=5, world_size=8, local_rank=1)
+    assert rank_device("cuda", worker) == "cuda:1"
+    assert rank_device("cuda:3", worker) == "cuda:3"
+    assert rank_device("cpu", worker) == "cpu"
+    assert rank_device("cuda", RankInfo()) == "cuda"
+
+
+def test_collective_timeout_setting():
+    assert collective_timeout({}).total_seconds() == distributed.DEFAULT_TIMEOUT_S
+    assert collective_timeout({"DDAUDIT_DIST_TIMEOUT": "90"}).total_seconds() == 90
+    for bad in ("soon", "0", "-5"):
+        with pytest.raises(ConfigError, match="DDAUDIT_DIST_TIMEOUT"):
+            collective_timeout({"DDAUDIT_DIST_TIMEOUT": bad})
+
+
+def test_failure_message_names_the_rank_its_evaluators_and_keeps_its_exit_code():
+    failed = [
+        {"rank": 1, "host": "node-a", "device": "cuda:1", "indices": [2, 3], "error": "OutOfMemoryError: CUDA out of memory", "exit_code": 101},
+        {"rank": 3, "host": "node-b", "device": "cuda:1", "indices": [6], "error": "x", "exit_code": 101},
+    ]
+    error = distributed._rank_failure(failed, 4)
+    assert isinstance(error, RankFailedError) and error.exit_code == 101
+    assert str(error) == (
+        "rank 1 of 4 (node-a, cuda:1) failed while training evaluators 2-3: "
+        "OutOfMemoryError: CUDA out of memory (ranks 3 failed too)"
+    )
+
+
+def test_without_a_launcher_training_is_the_plain_engine_call():
+    torch.manual_seed(0)
+    x, y = torch.randn(20, 1, 8, 8), torch.arange(20) % 4
+    test_x = torch.randn(9, 1, 8, 8)
+    options = dict(protocol="quick", seeds=[3, 4], num_classes=4, device="cpu")
+    from ddaudit.evaluate import get_protocol, train_and_predict
+
+    proto = get_protocol("quick", model="MLP", epochs=3)
+    options["protocol"] = proto
+    assert distributed.active() is None and distributed.world_size() == 1
+    ours = distributed.train_and_predict(x, y, test_x, **options)
+    plain = train_and_predict(x, y, test_x, **options)
+    assert ours.dtype == torch.int64 and ours.shape == (2, 9)
+    assert torch.equal(ours, plain)
+
+
+# ---------------------------------------------------------------- real torchrun jobs
+
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+AUDIT = [
+    "--real", "cmnist-fg", "--real-option", "n_test=20", "--protocol", "quick", "--model", "ConvNetW32",
+    "--epochs", "4", "--num-eval", "3", "--n-boot", "50", "--seed", "7",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory) -> Path:
+    """A 5-image-per-class DatasetCondensation file of real bias-aligned digits."""
+    real = load_real("cmnist-fg", n_test=20)
+    xs, ys = [], []
+    for cls in range(real.num_classes):
+        rows = torch.nonzero((real.train.y == cls) & (real.train.a == cls)).flatten()[:5]
+        xs.append(real.train.x[rows])
+        ys.append(torch.full((len(rows),), cls))
+    path = tmp_path_factory.mktemp("set") / "res_DM_cmnist_ConvNet_5ipc.pt"
+    torch.save({"data": [[torch.cat(xs), torch.cat(ys)]], "accs_all_exps": {}}, path)
+    return path
+
+
+def _env() -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", CI="1")
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
+def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=300)
+
+
+def _outputs(name: str) -> list[str]:
+    return ["--json", f"{name}.json", "--markdown", f"{name}.md", "--save-predictions", f"{name}.npz"]
+
+
+@pytest.mark.slow
+def test_two_torchrun_processes_give_the_single_process_report(tiny_set, tmp_path):
+    single_dir, multi_dir = tmp_path / "single", tmp_path / "multi"
+    single_dir.mkdir()
+    multi_dir.mkdir()
+    single = _run([sys.executable, "-m", "ddaudit", "check", str(tiny_set), *AUDIT, *_outputs("report")], single_dir)
+    assert single.returncode == 0, single.stderr
+    multi = _run([*TORCHRUN, "-m", "ddaudit", "check", str(tiny_set), *AUDIT, *_outputs("report")], multi_dir)
+    assert multi.returncode == 0, multi.stderr
+
+    # One set of outputs, written once, by rank 0.
+    assert sorted(p.name for p in multi_dir.iterdir()) == ["report.json", "report.md", "report.npz"]
+    for name in ("report.json", "report.md", "report.npz"):
+        assert multi.stderr.count(f"wrote {name}") == 1
+    assert multi.stderr.count("Accuracy") == single.stderr.count("Accuracy") == 1
+
+    one = json.loads((single_dir / "report.json").read_text())
+    two = json.loads((multi_dir / "report.json").read_text())
+    assert one["settings"]["world_size"] == 1 and two["settings"]["world_size"] == 2
+    assert two["metrics"] == one["metrics"]
+    assert two["reference"] == one["reference"] and two["amplification"] == one["amplification"]
+    for report in (one, two):
+        del report["settings"]["world_size"]
+    assert two == one
+    # The predictions behind the metrics, row by row in evaluator order (3 evaluators: shares 2 + 1, then 1 + 2).
+    a, b = np.load(single_dir / "report.npz"), np.load(multi_dir / "report.npz")
+    assert sorted(a.files) == sorted(b.files) == ["group", "y_pred", "y_pred_random_subset", "y_true"]
+    for key in a.files:
+        np.testing.assert_array_equal(a[key], b[key])
+    assert a["y_pred"].shape == (3, 200)
+    # Independent recomputation of the headline metric from the saved predictions.
+    accuracy = (b["y_pred"] == b["y_true"][None]).mean(axis=1)
+    assert two["metrics"]["accuracy"]["mean"] == pytest.approx(float(accuracy.mean()))
+
+
+FAILING_ENTRY = """
+import os, sys
+import torch.nn.functional as F
+
+if os.environ["RANK"] == "1":
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated device failure")
+    F.log_softmax = broken  # every training step of this rank fails
+
+from ddaudit.cli import main
+main()
+"""
+
+
+@pytest.mark.slow
+def test_a_failing_rank_ends_the_job_with_one_clear_error_and_no_output(tiny_set, tmp_path):
+    entry = tmp_path / "entry.py"
+    entry.write_text(FAILING_ENTRY)
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = _run([*TORCHRUN, str(entry), "check", str(tiny_set), *AUDIT, *_outputs("report")], work)
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if "simulated device failure" in line]
+    assert lines == [
+        f"error: rank 1 of 2 ({socket.gethostname()}, cpu) failed while training evaluators 2: "
+        "RuntimeError: simulated device failure"
+    ], proc.stderr
+    # torchrun's own summary carries ddaudit's exit code (internal error, as in one process);
+    # the only traceback is torchrun's, none comes from a ddaudit process.
+    assert "exitcode  : 101" in proc.stderr
+    assert proc.stderr.count("Traceback (most recent call last)") == 1
+    assert "torch/distributed/run.py" in proc.stderr.split("Traceback (most recent call last)")[1]
+    assert list(work.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_commands_without_training_run_once_under_torchrun(tmp_path):
+    proc = _run([*TORCHRUN, "-m", "ddaudit", "datasets"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (proc.stdout + proc.stderr).count("cmnist-fg") == 1
+    usage = _run([*TORCHRUN, "-m", "ddaudit", "check", "missing.pt", "--real", "cmnist-fg"], tmp_path)
+    assert usage.returncode != 0
+    assert usage.stderr.count("missing.pt does not exist") == 1
+    assert "exitcode  : 2 " in usage.stderr  # rank 0's usage-error code, as in one process
