@@ -180,6 +180,7 @@ class Session:
         self._sent: dict[int, tuple[Any, int, int]] = {}
         self._received: dict[int, Any] = {}
         self._next_token = 0
+        self.tensors_sent = 0
 
     # -- plumbing
 
@@ -211,6 +212,7 @@ class Session:
             if header["new"]:
                 payload = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
                 dist.broadcast(payload, src=0)
+                self.tensors_sent += 1
             return tensor
         if not header["new"]:
             return self._received[header["token"]]
@@ -384,12 +386,12 @@ def launch(main: Callable[[], object]) -> int:
     """
     try:
         info = rank_info()
-        honour_thread_setting()
     except DDAuditError as error:
         _print_error(str(error))
         return error.exit_code
     if not info.launched:
-        return _exit_code_of(main)
+        return _exit_code_of(main)  # torch reads OMP_NUM_THREADS itself; fast commands need no torch import
+    honour_thread_setting()
     if not info.is_main:
         warnings.simplefilter("ignore")  # rank 0 shows the same warnings once
     try:

@@ -231,3 +231,90 @@ def test_commands_without_training_run_once_under_torchrun(tmp_path):
     assert usage.returncode != 0
     assert usage.stderr.count("missing.pt does not exist") == 1
     assert "exitcode  : 2 " in usage.stderr  # rank 0's usage-error code, as in one process
+
+
+# ---------------------------------------------------------------- the protocol, in two spawned processes
+
+
+def _tiny_task():
+    from ddaudit.evaluate import get_protocol
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 1, 6, 6, generator=generator)
+    y = torch.arange(16) % 4
+    test_x = torch.randn(10, 1, 6, 6, generator=generator)
+    return x, y, test_x, get_protocol("quick", model="MLP", epochs=2, batch_size=8)
+
+
+def _rank_process(rank: int, port: int, fail_rank: int | None, queue) -> None:
+    os.environ.update(WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port), OMP_NUM_THREADS="1", DDAUDIT_DIST_TIMEOUT="120")
+    if rank == fail_rank:
+        import torch.nn.functional as F
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("simulated failure")
+
+        F.log_softmax = broken
+    x, y, test_x, proto = _tiny_task()
+
+    def command():
+        try:
+            first = distributed.train_and_predict(x, y, test_x, protocol=proto, seeds=[11, 12, 13], num_classes=4)
+            second = distributed.train_and_predict(x[:12], y[:12], test_x, protocol=proto, seeds=[21, 22, 23], num_classes=4)
+        except RankFailedError as error:
+            queue.put(("failed", str(error), error.exit_code))
+            raise SystemExit(error.exit_code) from None
+        sent = distributed.active().tensors_sent
+        queue.put(("preds", first.numpy(), second.numpy(), distributed.world_size(), sent))
+        raise SystemExit(3)
+
+    queue.put(("code", rank, distributed.launch(command)))
+
+
+def _spawn_pair(fail_rank: int | None, expected: int) -> list:
+    import multiprocessing
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    processes = [context.Process(target=_rank_process, args=(rank, port, fail_rank, queue)) for rank in range(2)]
+    for process in processes:
+        process.start()
+    messages = [queue.get(timeout=180) for _ in range(expected)]
+    for process in processes:
+        process.join(timeout=60)
+    assert [process.exitcode for process in processes] == [0, 0]
+    return messages
+
+
+@pytest.mark.slow
+def test_rank_zero_gathers_predictions_in_evaluator_order_and_workers_return_its_exit_code():
+    from ddaudit.evaluate import train_and_predict
+
+    messages = _spawn_pair(fail_rank=None, expected=3)
+    codes = sorted(m[1:] for m in messages if m[0] == "code")
+    assert codes == [(0, 3), (1, 3)]
+    (_, first, second, world, sent), = [m for m in messages if m[0] == "preds"]
+    x, y, test_x, proto = _tiny_task()
+    assert world == 2
+    expected_first = train_and_predict(x, y, test_x, protocol=proto, seeds=[11, 12, 13], num_classes=4)
+    expected_second = train_and_predict(x[:12], y[:12], test_x, protocol=proto, seeds=[21, 22, 23], num_classes=4)
+    np.testing.assert_array_equal(first, expected_first.numpy())
+    np.testing.assert_array_equal(second, expected_second.numpy())
+    assert first.shape == (3, 10) and first.dtype == np.int64
+    assert len({tuple(row) for row in first}) == 3  # distinct rows: a wrong order could not pass
+    assert sent == 5  # the test images crossed once for both calls
+
+
+@pytest.mark.slow
+def test_a_worker_failure_reaches_rank_zero_as_one_error_with_the_workers_code():
+    messages = _spawn_pair(fail_rank=1, expected=3)
+    (_, text, code), = [m for m in messages if m[0] == "failed"]
+    assert text == (
+        f"rank 1 of 2 ({socket.gethostname()}, cpu) failed while training evaluators 2: RuntimeError: simulated failure"
+    )
+    assert code == 101
+    assert sorted(m[1:] for m in messages if m[0] == "code") == [(0, 101), (1, 101)]
