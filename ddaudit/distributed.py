@@ -239,8 +239,6 @@ class Session:
         import torch
         import torch.distributed as dist
 
-        from ddaudit.evaluate.engine import train_and_predict as train_locally
-
         info = self.info
         data = {name: self._exchange_tensor(spec["tensors"][name], tensors.get(name)) for name in ("x", "y", "test_x")}
         seeds = spec["seeds"]
@@ -251,9 +249,9 @@ class Session:
         local_error: BaseException | None = None
         try:
             if len(mine):
-                preds = train_locally(
-                    data["x"], data["y"], data["test_x"], seeds=[seeds[i] for i in mine], device=device,
-                    progress=progress if info.is_main else None, **options,
+                preds = _train_share(
+                    data["x"], data["y"], data["test_x"], seeds=[seeds[i] for i in mine], total=len(seeds),
+                    device=device, progress=progress if info.is_main else None, options=options,
                 )
                 status["preds"] = preds.numpy()
             else:
@@ -407,6 +405,25 @@ def launch(main: Callable[[], object]) -> int:
     except Exception as error:  # noqa: BLE001 - a broken process group or peer
         _print_error(f"rank {info.rank}: {_describe(error)}", internal=True)
         return EXIT_INTERNAL
+
+
+def _train_share(x, y, test_x, *, seeds: list[int], total: int, device: str, progress, options: dict) -> "torch.Tensor":
+    """Train and predict one rank's share, with the engine's choices made as for the whole call.
+
+    ``compile="auto"`` weighs the compile time against the number of test
+    predictions; a share has fewer, so the engine is told the test size that
+    gives the whole call's count, and a rank compiles exactly when one
+    process would have (a compiled forward pass may round differently).
+    """
+    from ddaudit.evaluate._shared import PREDICT_BATCH, check_inputs
+    from ddaudit.evaluate.engine import train_evaluators
+
+    options = dict(options)
+    test_batch_size = options.pop("test_batch_size", PREDICT_BATCH)
+    check_inputs(x, y, test_x, options["num_classes"], seeds)
+    whole_call_size = -(-test_x.shape[0] * total // len(seeds))
+    ensemble = train_evaluators(x, y, seeds=seeds, device=device, progress=progress, test_size=whole_call_size, **options)
+    return ensemble.predict(test_x.detach().float(), batch_size=test_batch_size)
 
 
 # ---------------------------------------------------------------- helpers

@@ -318,3 +318,22 @@ def test_a_worker_failure_reaches_rank_zero_as_one_error_with_the_workers_code()
     )
     assert code == 101
     assert sorted(m[1:] for m in messages if m[0] == "code") == [(0, 101), (1, 101)]
+
+
+def test_a_share_makes_the_compile_decision_of_the_whole_call(monkeypatch):
+    import ddaudit.evaluate.engine as engine
+
+    seen = []
+    real_plan = engine.plan_compile
+
+    def recording(setting, device, steps, predictions):
+        seen.append(predictions)
+        return real_plan(setting, device, steps, predictions)
+
+    monkeypatch.setattr(engine, "plan_compile", recording)
+    x, y, test_x, proto = _tiny_task()
+    options = dict(protocol=proto, num_classes=4, engine="sequential", compile="auto")
+    whole = engine.train_and_predict(x, y, test_x, seeds=[11, 12, 13], **options)
+    share = distributed._train_share(x, y, test_x, seeds=[13], total=3, device="cpu", progress=None, options=options)
+    assert seen == [30, 30]  # 10 test images x 3 evaluators, whether one process or a share of one
+    assert torch.equal(share[0], whole[2])
