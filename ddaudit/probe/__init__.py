@@ -26,7 +26,7 @@ from ddaudit.probe._composition import (
     majority_share,
     normalized_entropy,
 )
-from ddaudit.probe._probe import DEFAULT_MIN_CONFIDENCE, PROBE_SCHEMA, ProbeResult, display_pixels, probe
+from ddaudit.probe._probe import DEFAULT_MIN_CONFIDENCE, PROBE_SCHEMA, ProbeResult, display_pixels, probe, set_pictures
 
 __all__ = [
     "DEFAULT_MIN_CONFIDENCE",
@@ -45,6 +45,7 @@ __all__ = [
     "normalized_entropy",
     "predict_proba",
     "probe",
+    "set_pictures",
     "train_group_classifier",
 ]
 

@@ -157,6 +157,7 @@ def probe(
             "cache_key": trained.key[:32],
         },
         "min_confidence": min_confidence,
+        "warnings": list(warnings),
         "uncertain": {"count": int(len(uncertain)), "indices": uncertain.tolist()},
         "images": {
             "class": syn.labels.tolist(),

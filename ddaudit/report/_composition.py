@@ -64,8 +64,8 @@ def groups_of(report: dict) -> list:
     return (report.get("real") or {}).get("group_names") or []
 
 
-def render_composition(report: dict, console: Console) -> None:
-    """The composition table on stderr."""
+def render_composition(report: dict, console: Console, *, show_warnings: bool = False) -> None:
+    """The composition table on stderr (with the probe's own warnings when *show_warnings*)."""
     syn, real = report.get("synthetic", {}), report.get("real", {})
     title = f"composition of {syn.get('path')} (predicted groups) vs {real.get('name')} training data"
     table = Table(title=escape(title), title_justify="left")
@@ -75,6 +75,9 @@ def render_composition(report: dict, console: Console) -> None:
         table.add_row(*(escape(cell) for cell in row))
     console.print(table)
     console.print(escape(composition_summary(report)), highlight=False, soft_wrap=True)
+    if show_warnings:
+        for warning in (report.get("composition") or {}).get("warnings", []):
+            console.print(f"warning (probe): {warning}", markup=False, highlight=False, soft_wrap=True)
 
 
 def composition_markdown(report: dict) -> list[str]:

@@ -51,6 +51,7 @@ h1 { font-size: 24px; margin: 0 0 4px; } h2 { font-size: 19px; margin: 28px 0 10
 .status-inconclusive { background: var(--inconclusive); } .status-not_gated { background: var(--not-gated); }
 table { border-collapse: collapse; margin: 6px 0 10px; font-size: 13.5px; }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 10px; text-align: right; white-space: nowrap; }
+td.text.gate { white-space: nowrap; }
 th { background: #f3f5f8; } th:first-child, td:first-child { text-align: left; }
 td.text, th.text { text-align: left; } td.text { white-space: normal; }
 .scroll { overflow-x: auto; }
@@ -106,7 +107,7 @@ def _gates(report: dict) -> str:
         outcome = "inconclusive" if g.get("inconclusive") else ("pass" if g.get("passed") else "fail")
         value = "n/a" if g.get("value") is None else f"{g['value']:.4g}"
         rows.append(
-            f'<tr><td class="text">{_e("--" + str(g.get("name", "")).replace("_", "-"))}</td>'
+            f'<tr><td class="text gate">{_e("--" + str(g.get("name", "")).replace("_", "-"))}</td>'
             f'<td class="text">{_e(g.get("metric"))} ({_e(g.get("basis"))})</td><td>{_e(value)}</td>'
             f'<td>{_e(g.get("operator"))} {_e(g.get("threshold"))}</td>'
             f'<td class="result-{outcome}">{_e(outcome)}</td><td class="text">{_e(g.get("reason"))}</td></tr>'
@@ -134,10 +135,12 @@ def _metrics(report: dict) -> str:
             cells.append(row["amplification"])
         body.append(cells)
     proto = settings.get("protocol", {})
+    methods = sorted({str(m.get("ci_method")) for m in (report.get("metrics") or {}).values()
+                      if isinstance(m, dict) and m.get("ci_method")})
     note = (f"<p>{_e(settings.get('num_eval'))} x {_e(proto.get('model'))} evaluators, protocol {_e(proto.get('name'))} "
             f"({_e(proto.get('epochs'))} epochs, aug {_e(proto.get('aug'))}), seed {_e(settings.get('seed'))}; "
-            f"final-epoch accuracy on {_e(report.get('real', {}).get('test_size'))} real test images; intervals are "
-            f"bootstrap intervals over test resamples stratified by (class, group).</p>")
+            f"final-epoch accuracy on {_e(report.get('real', {}).get('test_size'))} real test images; "
+            f"{100 * level:g}% intervals" + (f" ({_e(', '.join(methods))}, per metric)" if methods else "") + ".</p>")
     return _section("metrics", "Metrics", _table(header, body) + note)
 
 
@@ -145,8 +148,11 @@ def _composition(report: dict) -> str:
     if not report.get("composition"):
         return ""
     left = tuple(i for i, h in enumerate(COMPOSITION_HEADER) if h in ("class", "predicted majority", "real majority"))
+    notes = "".join(f"<li>{_e(w)}</li>" for w in report["composition"].get("warnings") or [])
     return _section("composition", "Composition (group probe)",
-                    f"<p>{_e(composition_summary(report))}</p>" + _table(COMPOSITION_HEADER, composition_rows(report), left=left))
+                    f"<p>{_e(composition_summary(report))}</p>"
+                    + (f'<ul class="warnings">{notes}</ul>' if notes else "")
+                    + _table(COMPOSITION_HEADER, composition_rows(report), left=left))
 
 
 def _cells(report: dict) -> str:

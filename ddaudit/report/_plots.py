@@ -222,7 +222,7 @@ def accuracy_heatmap(report: dict, *, min_group_size: int | None = None):
                 text[c][g] = f"{100 * cell['accuracy']:.0f}"
             else:
                 text[c][g] = "-"
-            marks[c, g] = cell.get("count", 0) < size
+            marks[c, g] = bool(cell["small"]) if "small" in cell else cell.get("count", 0) < size
     label = f"framed: fewer than {size} test images" if marks.any() else ""
     return _heatmap(matrix, text, row_names=classes, col_names=groups, cmap="RdYlGn", colorbar="accuracy",
                     title="evaluator accuracy (%) per class x group on the real test set", marks=marks, mark_label=label)
