@@ -99,8 +99,8 @@ _PRESETS: dict[str, dict] = {
     "dm": {"epochs": 1000, "aug": "dsa"},
     "mtt": {"epochs": 1000, "aug": "dsa", "lr": None},
     "quick": {"epochs": 50, "aug": "none"},
-    # CPU runners: the dsa recipe with 300 instead of 1000 epochs (verdict agreement with
-    # dsa recorded in benchmarks/RESULTS.md).
+    # CPU runners: the dsa recipe with 300 instead of 1000 epochs. Whether its gate verdicts
+    # agree with dsa's is what benchmarks/bench_ci_protocol.py measures (not yet recorded).
     "ci": {"epochs": 300, "aug": "dsa"},
 }
 
