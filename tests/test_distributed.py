@@ -167,6 +167,12 @@ def test_two_torchrun_processes_give_the_single_process_report(tiny_set, tmp_pat
     for name in ("report.json", "report.md", "report.npz"):
         assert multi.stderr.count(f"wrote {name}") == 1
     assert multi.stderr.count("Accuracy") == single.stderr.count("Accuracy") == 1
+    # The work was divided: 3 evaluators x 4 epochs x 1 batch in one process; rank 0 trained
+    # 2 of the distilled set's evaluators and 1 of the reference's (the shares rotate).
+    assert "on the distilled set: done (12 steps" in single.stderr
+    assert "on the random real subset: done (12 steps" in single.stderr
+    assert "on the distilled set: done (8 steps" in multi.stderr
+    assert "on the random real subset: done (4 steps" in multi.stderr
 
     one = json.loads((single_dir / "report.json").read_text())
     two = json.loads((multi_dir / "report.json").read_text())
