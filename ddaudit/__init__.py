@@ -8,27 +8,18 @@ the gate command stay fast.
 
 from __future__ import annotations
 
-import importlib
+from ddaudit._lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "audit": ("ddaudit.auditing", "audit"),
-    "fair_matching": ("ddaudit.hooks", "fair_matching"),
-    "group_context": ("ddaudit.hooks", "group_context"),
-    "load_synthetic": ("ddaudit.io", "load_synthetic"),
-    "load_real": ("ddaudit.data", "load_real"),
-    "probe": ("ddaudit.probe", None),  # a callable module: ddaudit.probe(...) runs the probe
+    "ddaudit.auditing": ("audit",),
+    "ddaudit.hooks": ("fair_matching", "group_context"),
+    "ddaudit.io": ("load_synthetic",),
+    "ddaudit.data": ("load_real",),
+    None: ("probe",),  # a callable module: ddaudit.probe(...) runs the probe
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", *(name for names in _LAZY.values() for name in names)]
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        module, attribute = _LAZY[name]
-        loaded = importlib.import_module(module)
-        value = loaded if attribute is None else getattr(loaded, attribute)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'ddaudit' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

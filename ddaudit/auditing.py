@@ -2,181 +2,156 @@
 evaluators on the distilled set, measure them on the real test set, and compare
 against real-data references.
 
-Data flows one way: ``io``/``data`` -> ``evaluate`` -> ``metrics`` -> the
-report dict returned here (rendered by :mod:`ddaudit.report`). Nothing in this
-module prints; progress goes through a callback so the CLI, a notebook or a
-test can each show it their own way.
+:func:`audit` reads as its six steps, each a function here that a notebook can
+call on its own:
+
+1. :func:`load_inputs` - the synthetic set (:mod:`ddaudit.io`) and the real data (:mod:`ddaudit.data`);
+2. :func:`ddaudit.data.align_pixel_space` - both in one pixel space;
+3. :class:`Evaluators` - train evaluators (:mod:`ddaudit.evaluate`) and predict the real test set;
+4. :class:`Measurer` - every metric of the predictions (:mod:`ddaudit.metrics`);
+5. :func:`measure_references` - the same for real-data references, through :mod:`ddaudit.reference_cache`;
+6. :func:`assemble_report` - the :class:`~ddaudit.report.AuditReport`.
+
+Data flows one way: ``io``/``data`` -> ``evaluate`` -> ``metrics`` ->
+``report``. Every random draw comes from ``seed``: :func:`derive_seeds` gives
+the evaluators' seeds (stream 0) and the reference subset's (stream 1); the
+bootstrap uses ``seed`` itself. Nothing here prints; progress goes through a
+callback so the CLI, a notebook or a test can each show it their own way.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import platform
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
-from ddaudit import __version__
-from ddaudit.data import GroupTensors, RealData, load_real
-from ddaudit.errors import ConfigError, InputError
+from ddaudit.data import (  # noqa: F401 - pixel-space names kept importable from here
+    AlignedData,
+    GroupTensors,
+    RealData,
+    align_pixel_space,
+    check_compatible,
+    fit_zca,
+    load_real,
+    pixel_warning,
+    resolve_space,
+    to_real_space,
+)
+from ddaudit.devices import resolve_device
+from ddaudit.errors import ConfigError
 from ddaudit.io import SyntheticSet, load_synthetic
-
-SCHEMA = "ddaudit.report/1"
-
-SPACES = ("auto", "normalized", "raw", "zca")
+from ddaudit.reference_cache import ReferenceCache, ReferenceStore, content_hash  # noqa: F401
+from ddaudit.report import SCHEMA, AuditReport  # noqa: F401 - SCHEMA kept importable from here
 
 #: progress(phase, done, total): phase is a short human label.
 Progress = Callable[[str, int, int], None]
+#: Seed streams: one user seed gives independent seeds for each use.
+EVALUATOR_STREAM, SUBSET_STREAM = 0, 1
 
 
-@dataclass
-class AuditResult:
-    """The report (a JSON-ready dict) plus the raw predictions behind it."""
-
-    report: dict
-    predictions: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def save_predictions(self, path: Path) -> None:
-        """Write y_true, group and per-evaluator predictions so anyone can recompute."""
-        np.savez_compressed(path, **self.predictions)
-
-
-def derive_seeds(seed: int, count: int, stream: int = 0) -> list[int]:
-    """Independent evaluator seeds from one user seed (stable across versions)."""
+def derive_seeds(seed: int, count: int, stream: int = EVALUATOR_STREAM) -> list[int]:
+    """Independent seeds from one user seed (stable across versions)."""
     state = np.random.SeedSequence([seed, stream]).generate_state(count, dtype=np.uint32)
     return [int(s) for s in state]
 
 
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device} was asked for but no CUDA GPU is available; use --device cpu")
-    return device
+def check_audit_options(*, num_eval: int, n_boot: int, confidence: float, min_group_size: int) -> None:
+    """Refuse option values no audit can use, before anything is loaded or trained."""
+    for name, value, least in (("--num-eval", num_eval, 1), ("--n-boot", n_boot, 0),
+                               ("--min-group-size", min_group_size, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+            raise ConfigError(f"{name} must be a whole number >= {least}, got {value!r}")
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
+        raise ConfigError(f"--confidence must lie strictly between 0 and 1, got {confidence!r}")
 
 
-# ---------------------------------------------------------------- inputs
+# ---------------------------------------------------------------- step 1: load
 
 
-def check_compatible(syn: SyntheticSet, real: RealData) -> None:
-    """Refuse a synthetic set that cannot be evaluated on *real*, saying how to fix it."""
-    _, c, h, w = syn.images.shape
-    if c != real.channel or (h, w) != tuple(real.im_size):
-        raise InputError(
-            f"synthetic images are {c}x{h}x{w} but {real.name} test images are "
-            f"{real.channel}x{real.im_size[0]}x{real.im_size[1]}: distil at the real data's size "
-            f"or pick the matching --real dataset (e.g. an im_size option)"
+def load_inputs(synthetic: str | Path | SyntheticSet, real: str | RealData, *, format: str | None = None,
+                index: int = -1, real_options: dict | None = None) -> tuple[SyntheticSet, RealData]:
+    """The synthetic set and the real data, loaded (unless given loaded) and checked to fit together."""
+    syn = synthetic if isinstance(synthetic, SyntheticSet) else load_synthetic(str(synthetic), format=format, index=index)
+    real_data = real if isinstance(real, RealData) else load_real(real, **(real_options or {}))
+    check_compatible(syn, real_data)
+    return syn, real_data
+
+
+def evaluation_protocol(name: str, overrides: dict | None, syn: SyntheticSet):
+    """The protocol preset with the user's overrides; MTT takes the set's learned lr unless one is given."""
+    from ddaudit.evaluate import get_protocol
+
+    chosen = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if name == "mtt" and "lr" not in chosen and syn.lr is not None:
+        chosen["lr"] = float(syn.lr)
+    return get_protocol(name, **chosen)
+
+
+# ---------------------------------------------------------------- step 3: train
+
+
+@dataclass
+class Evaluators:
+    """Trains one evaluator per seed on a training set and predicts the real test images."""
+
+    protocol: object
+    seeds: list[int]
+    test_x: torch.Tensor
+    num_classes: int
+    device: str
+    engine: str = "auto"
+    progress: Progress | None = None
+    precision: str = "fp32"
+    compile: str = "auto"
+
+    def predict(self, label: str, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+        """Predictions ``(E, N_test)`` of evaluators trained on (*x*, *y*); *label* names the phase."""
+        from ddaudit.distributed import train_and_predict  # divides evaluators over torchrun ranks, if any
+
+        def step(done: int, total: int) -> None:
+            if self.progress is not None:
+                self.progress(f"training evaluators on the {label}", done, total)
+
+        preds = train_and_predict(
+            x, y, self.test_x, protocol=self.protocol, seeds=self.seeds, num_classes=self.num_classes,
+            device=self.device, engine=self.engine, precision=self.precision, compile=self.compile, progress=step,
         )
-    labels = syn.labels
-    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= real.num_classes):
-        raise InputError(
-            f"synthetic labels span {int(labels.min())}..{int(labels.max())} but {real.name} has "
-            f"{real.num_classes} classes (0..{real.num_classes - 1})"
+        return preds.cpu().numpy()
+
+
+# ---------------------------------------------------------------- step 4: measure
+
+
+@dataclass
+class Measurer:
+    """Every metric of evaluator predictions on the (aligned) real test set."""
+
+    test: GroupTensors
+    train: GroupTensors | None
+    real: RealData
+    n_boot: int
+    confidence: float
+    seed: int
+    min_group_size: int
+
+    def __call__(self, preds: np.ndarray):
+        from ddaudit.metrics import compute_metrics
+
+        return compute_metrics(
+            self.test.y.numpy(), self.test.a.numpy(), preds,
+            num_classes=self.real.num_classes, num_groups=self.real.num_groups,
+            train_y=None if self.train is None else self.train.y.numpy(),
+            train_a=None if self.train is None else self.train.a.numpy(),
+            n_boot=self.n_boot, confidence=self.confidence, seed=self.seed, min_group_size=self.min_group_size,
+            class_names=self.real.class_names, group_names=self.real.group_names,
         )
-    counts = torch.bincount(labels, minlength=real.num_classes)
-    empty = [i for i, n in enumerate(counts.tolist()) if n == 0]
-    if empty:
-        names = ", ".join(str(i) for i in empty[:10])
-        raise InputError(
-            f"the synthetic set has no images for class(es) {names} of {real.name}; "
-            f"every class needs at least one image"
-        )
-    if syn.soft_labels is not None and syn.soft_labels.shape[1] != real.num_classes:
-        raise InputError(
-            f"soft labels have {syn.soft_labels.shape[1]} columns but {real.name} has {real.num_classes} classes"
-        )
 
 
-def _channel_stats(values: Sequence[float] | None, channel: int, flag: str) -> torch.Tensor | None:
-    if values is None:
-        return None
-    values = list(values)
-    if len(values) == 1:
-        values = values * channel
-    if len(values) != channel:
-        raise ConfigError(f"{flag} needs 1 or {channel} values (one per channel), got {len(values)}")
-    if flag == "--std" and any(v <= 0 for v in values):
-        raise ConfigError("--std values must be positive")
-    return torch.tensor(values, dtype=torch.float32).view(1, channel, 1, 1)
-
-
-def to_real_space(
-    images: torch.Tensor,
-    real: RealData,
-    space: str,
-    mean: Sequence[float] | None,
-    std: Sequence[float] | None,
-) -> tuple[torch.Tensor, str]:
-    """Bring synthetic pixels into the space the real tensors are stored in.
-
-    ``normalized``: saved as ``(pixel - mean) / std`` with the real dataset's
-    statistics, or with ``--mean/--std`` when given (then re-normalised with the
-    real dataset's). ``raw``: pixels in [0, 1], normalised here. ``zca``: left
-    as is (the real data are whitened instead, by :func:`fit_zca`).
-    """
-    c = real.channel
-    user_mean, user_std = _channel_stats(mean, c, "--mean"), _channel_stats(std, c, "--std")
-    if (user_mean is None) != (user_std is None):
-        raise ConfigError("--mean and --std go together: give both or neither")
-    if space == "zca":
-        return images, space
-    if real.mean is None or real.std is None:
-        if user_mean is not None:
-            images = images * user_std + user_mean
-        return images, space
-    real_mean = torch.tensor(real.mean, dtype=torch.float32).view(1, c, 1, 1)
-    real_std = torch.tensor(real.std, dtype=torch.float32).view(1, c, 1, 1)
-    if space == "raw":
-        return (images - real_mean) / real_std, space
-    if user_mean is not None:
-        images = (images * user_std + user_mean - real_mean) / real_std
-    return images, space
-
-
-def resolve_space(space: str, syn: SyntheticSet) -> str:
-    if space not in SPACES:
-        raise ConfigError(f"unknown --space {space!r}; choose one of {', '.join(SPACES)}")
-    if space != "auto":
-        return space
-    hint = syn.meta.get("space_hint", "normalized")
-    return "raw" if hint == "raw" else "normalized"
-
-
-def fit_zca(train_x: torch.Tensor, eps: float = 0.1) -> Callable[[torch.Tensor], torch.Tensor]:
-    """ZCA whitening fitted on real training images (the MTT convention, eps 0.1)."""
-    flat = train_x.reshape(train_x.shape[0], -1).double()
-    centre = flat.mean(0, keepdim=True)
-    cov = (flat - centre).T @ (flat - centre) / flat.shape[0]
-    evals, evecs = torch.linalg.eigh(cov)
-    transform = (evecs @ torch.diag(1.0 / torch.sqrt(evals.clamp_min(0) + eps)) @ evecs.T).float()
-    centre = centre.float()
-
-    def apply(x: torch.Tensor) -> torch.Tensor:
-        out = (x.reshape(x.shape[0], -1) - centre) @ transform
-        return out.reshape(x.shape)
-
-    return apply
-
-
-def pixel_warning(syn_x: torch.Tensor, real_x: torch.Tensor) -> str | None:
-    """Flag a likely pixel-space mix-up: synthetic statistics far from the real data's."""
-    s_mean, r_mean = float(syn_x.mean()), float(real_x.mean())
-    s_std, r_std = float(syn_x.std()), float(real_x.std())
-    if r_std <= 0:
-        return None
-    if abs(s_mean - r_mean) > 1.5 * r_std or not (0.2 < s_std / max(r_std, 1e-8) < 5.0):
-        return (
-            f"synthetic pixels (mean {s_mean:.2f}, std {s_std:.2f}) look unlike the real test pixels "
-            f"(mean {r_mean:.2f}, std {r_std:.2f}): check --space / --mean / --std"
-        )
-    return None
-
-
-# ---------------------------------------------------------------- references
+# ---------------------------------------------------------------- step 5: reference
 
 
 def random_subset(train: GroupTensors, labels: torch.Tensor, num_classes: int, seed: int) -> GroupTensors:
@@ -193,8 +168,94 @@ def random_subset(train: GroupTensors, labels: torch.Tensor, num_classes: int, s
     return train.subset(torch.cat(picks))
 
 
-def _cache_key(payload: dict) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+def measure_references(
+    syn: SyntheticSet, real: RealData, aligned: AlignedData, evaluators: Evaluators, measure: Measurer, *,
+    seed: int, random: bool = True, full: bool = False, cache: ReferenceCache | None = None,
+) -> tuple[dict[str, dict], dict[str, np.ndarray], list[str]]:
+    """``(references, predictions, warnings)`` for the requested real-data references.
+
+    ``random_subset`` trains on real rows with the synthetic set's per-class
+    counts (drawn with the subset seed stream), ``full`` on the whole training
+    set. Predictions come from *cache* when the same data, space, protocol and
+    seeds were seen before.
+    """
+    if not (random or full):
+        return {}, {}, []
+    train = aligned.train
+    if train is None:
+        return {}, {}, [f"{real.name} has no training data: no reference, no amplification factor"]
+    cache = cache if cache is not None else ReferenceCache()
+    key = {"real": real.name, "meta": _plain(real.meta), "train": len(train), "space": aligned.space,
+           "protocol": evaluators.protocol.to_dict(), "seeds": evaluators.seeds, "precision": evaluators.precision,
+           "content": content_hash(train.x, train.y, train.a)}
+    wanted = []
+    if random:
+        subset = random_subset(train, syn.labels, real.num_classes, derive_seeds(seed, 1, stream=SUBSET_STREAM)[0])
+        per_class = torch.bincount(syn.labels, minlength=real.num_classes).tolist()
+        wanted.append(("random_subset", "random real subset", subset, {**key, "per_class": per_class}))
+    if full:
+        wanted.append(("full", "full real training set", train, key))
+    references, predictions = {}, {}
+    for name, label, data, data_key in wanted:
+        preds = cache.get(name, data_key, lambda: evaluators.predict(label, data.x, data.y))
+        references[name] = {"images": len(data), "metrics": measure(preds).metrics}
+        predictions[f"y_pred_{name}"] = preds
+    return references, predictions, []
+
+
+def amplification_table(syn_metrics: dict, references: dict[str, dict]) -> dict[str, dict]:
+    """Each disparity against the full reference when there is one, else the random subset."""
+    from ddaudit.metrics import DISPARITY_METRICS, amplification
+
+    chosen = "full" if "full" in references else ("random_subset" if references else None)
+    if chosen is None:
+        return {}
+    by_ref = {name: amplification(syn_metrics, ref["metrics"]) for name, ref in references.items()}
+    table = {}
+    for metric in DISPARITY_METRICS:
+        entry = dict(by_ref[chosen].get(metric, {"ratio": None, "difference": None}))
+        entry["reference"] = chosen
+        entry["by_reference"] = {name: values.get(metric) for name, values in by_ref.items()}
+        table[metric] = entry
+    return table
+
+
+# ---------------------------------------------------------------- step 6: assemble
+
+
+def assemble_report(syn: SyntheticSet, real: RealData, space: str, settings: dict, result,
+                    references: dict, amplification: dict, warnings: list[str],
+                    predictions: dict[str, np.ndarray]) -> AuditReport:
+    """The :class:`AuditReport` of one audit."""
+    return AuditReport(
+        synthetic={
+            "path": syn.path,
+            "format": syn.format,
+            "images": syn.num_images,
+            "classes": len(syn.classes),
+            "ipc": syn.ipc,
+            "soft_labels": syn.soft_labels is not None,
+            "space": space,
+        },
+        real={
+            "name": real.name,
+            "num_classes": real.num_classes,
+            "num_groups": real.num_groups,
+            "class_names": list(real.class_names),
+            "group_names": list(real.group_names),
+            "test_size": len(real.test),
+            "train_size": None if real.train is None else len(real.train),
+        },
+        settings=settings,
+        metrics=result.metrics,
+        cells=result.cells,
+        reference=references,
+        amplification=amplification,
+        warnings=warnings,
+        per_class=result.per_class,
+        per_group=result.per_group,
+        predictions=predictions,
+    )
 
 
 # ---------------------------------------------------------------- the audit
@@ -204,12 +265,9 @@ def audit(
     synthetic: str | Path | SyntheticSet,
     real: str | RealData,
     *,
+    real_options: dict | None = None,
     format: str | None = None,
     index: int = -1,
-    space: str = "auto",
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-    real_options: dict | None = None,
     protocol: str = "dsa",
     protocol_overrides: dict | None = None,
     num_eval: int = 5,
@@ -225,9 +283,13 @@ def audit(
     min_group_size: int = 20,
     n_boot: int = 1000,
     confidence: float = 0.95,
+    space: str = "auto",
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
     progress: Progress | None = None,
-) -> AuditResult:
-    """Audit one distilled set; returns the ``ddaudit.report/1`` dict and predictions.
+) -> AuditReport:
+    """Audit one distilled set; returns an :class:`~ddaudit.report.AuditReport`
+    (``to_dict()`` is the ``ddaudit.report/1`` JSON) holding the predictions too.
 
     *synthetic* is a path (any format :func:`ddaudit.io.load_synthetic` reads)
     or a loaded :class:`SyntheticSet`; *real* a ``--real`` spec such as
@@ -239,175 +301,52 @@ def audit(
     ``reference_cache`` (a dict) lets several audits on the same real data
     share reference predictions; ``cache_dir`` keeps the full-data reference on disk.
     """
-    from ddaudit.distributed import train_and_predict, world_size
-    from ddaudit.evaluate import get_protocol, resolve_precision
-    from ddaudit.metrics import DISPARITY_METRICS, amplification, compute_metrics
+    check_audit_options(num_eval=num_eval, n_boot=n_boot, confidence=confidence, min_group_size=min_group_size)
+    from ddaudit.distributed import world_size
+    from ddaudit.evaluate import resolve_precision
 
-    if num_eval < 1:
-        raise ConfigError("--num-eval must be at least 1")
-    if not 0 < confidence < 1:
-        raise ConfigError("--confidence must lie strictly between 0 and 1")
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
-    syn = synthetic if isinstance(synthetic, SyntheticSet) else load_synthetic(str(synthetic), format=format, index=index)
-    real_data = real if isinstance(real, RealData) else load_real(real, **(real_options or {}))
-    check_compatible(syn, real_data)
-
-    overrides = {k: v for k, v in (protocol_overrides or {}).items() if v is not None}
-    if protocol == "mtt" and "lr" not in overrides and syn.lr is not None:
-        overrides["lr"] = float(syn.lr)
-    proto = get_protocol(protocol, **overrides)
-
-    warnings: list[str] = []
-    space = resolve_space(space, syn)
-    syn_x, space = to_real_space(syn.images, real_data, space, mean, std)
-    test, train = real_data.test, real_data.train
-    if space == "zca":
-        if train is None:
-            raise InputError("--space zca needs the real training data to fit the whitening; this --real has none")
-        whiten = fit_zca(train.x)
-        test = GroupTensors(whiten(test.x), test.y, test.a)
-        train = GroupTensors(whiten(train.x), train.y, train.a)
-    note = pixel_warning(syn_x, test.x)
-    if note:
-        warnings.append(note)
-    syn_y = syn.soft_labels if syn.soft_labels is not None else syn.labels
-
+    syn, real_data = load_inputs(synthetic, real, format=format, index=index, real_options=real_options)
+    aligned = align_pixel_space(syn, real_data, space, mean, std)
+    proto = evaluation_protocol(protocol, protocol_overrides, syn)
     seeds = derive_seeds(seed, num_eval)
 
-    def run(label: str, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
-        def step(done: int, total: int) -> None:
-            if progress is not None:
-                progress(f"training evaluators on the {label}", done, total)
-
-        preds = train_and_predict(
-            x, y, test.x, protocol=proto, seeds=seeds, num_classes=real_data.num_classes,
-            device=device, engine=engine, precision=precision, compile=compile, progress=step,
-        )
-        return preds.cpu().numpy()
-
-    def measure(preds: np.ndarray) -> object:
-        return compute_metrics(
-            test.y.numpy(), test.a.numpy(), preds,
-            num_classes=real_data.num_classes, num_groups=real_data.num_groups,
-            train_y=None if train is None else train.y.numpy(),
-            train_a=None if train is None else train.a.numpy(),
-            n_boot=n_boot, confidence=confidence, seed=seed, min_group_size=min_group_size,
-            class_names=real_data.class_names, group_names=real_data.group_names,
-        )
-
-    syn_preds = run("distilled set", syn_x, syn_y)
+    evaluators = Evaluators(proto, seeds, aligned.test.x, real_data.num_classes, device, engine, progress,
+                            precision, compile)
+    syn_preds = evaluators.predict("distilled set", aligned.syn_x,
+                                   syn.soft_labels if syn.soft_labels is not None else syn.labels)
+    measure = Measurer(aligned.test, aligned.train, real_data, n_boot, confidence, seed, min_group_size)
     syn_result = measure(syn_preds)
-    warnings.extend(syn_result.warnings)
-    predictions = {"y_true": test.y.numpy(), "group": test.a.numpy(), "y_pred": syn_preds}
 
-    references: dict[str, dict] = {}
-    if reference or full_reference:
-        if train is None:
-            warnings.append(f"{real_data.name} has no training data: no reference, no amplification factor")
-        else:
-            store = ReferenceStore(reference_cache, cache_dir)
-            key = {"real": real_data.name, "meta": _plain(real_data.meta), "train": len(train), "space": space,
-                   "protocol": proto.to_dict(), "seeds": seeds, "precision": precision, "checksum": _checksum(train.x)}
-            wanted = []
-            if reference:
-                subset = random_subset(train, syn.labels, real_data.num_classes, derive_seeds(seed, 1, stream=1)[0])
-                per_class = torch.bincount(syn.labels, minlength=real_data.num_classes).tolist()
-                wanted.append(("random_subset", "random real subset", subset, {**key, "per_class": per_class}))
-            if full_reference:
-                wanted.append(("full", "full real training set", train, key))
-            for name, label, data, data_key in wanted:
-                preds = store.get(name, data_key, lambda: run(label, data.x, data.y))
-                references[name] = {"images": len(data), "metrics": measure(preds).metrics}
-                predictions[f"y_pred_{name}"] = preds
-
-    amp = {}
-    chosen = "full" if "full" in references else ("random_subset" if references else None)
-    if chosen is not None:
-        by_ref = {name: amplification(syn_result.metrics, ref["metrics"]) for name, ref in references.items()}
-        for metric in DISPARITY_METRICS:
-            entry = dict(by_ref[chosen].get(metric, {"ratio": None, "difference": None}))
-            entry["reference"] = chosen
-            entry["by_reference"] = {name: values.get(metric) for name, values in by_ref.items()}
-            amp[metric] = entry
-
-    report = {
-        "schema": SCHEMA,
-        "ddaudit_version": __version__,
-        "status": "not_gated",
-        "synthetic": {
-            "path": syn.path,
-            "format": syn.format,
-            "images": syn.num_images,
-            "classes": len(syn.classes),
-            "ipc": syn.ipc,
-            "soft_labels": syn.soft_labels is not None,
-            "space": space,
-        },
-        "real": {
-            "name": real_data.name,
-            "num_classes": real_data.num_classes,
-            "num_groups": real_data.num_groups,
-            "class_names": list(real_data.class_names),
-            "group_names": list(real_data.group_names),
-            "test_size": len(real_data.test),
-            "train_size": None if real_data.train is None else len(real_data.train),
-        },
-        "settings": {
-            "protocol": proto.to_dict(),
-            "num_eval": num_eval,
-            "seed": seed,
-            "evaluator_seeds": seeds,
-            "engine": engine,
-            "precision": precision,
-            "compile": compile,
-            "device": device,
-            "world_size": world_size(),
-            "min_group_size": min_group_size,
-            "n_boot": n_boot,
-            "confidence": confidence,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-        },
-        "metrics": syn_result.metrics,
-        "cells": syn_result.cells,
-        "reference": references,
-        "amplification": amp,
-        "warnings": warnings,
-        "gates": [],
+    references, ref_predictions, ref_warnings = measure_references(
+        syn, real_data, aligned, evaluators, measure, seed=seed, random=reference, full=full_reference,
+        cache=ReferenceCache(reference_cache, cache_dir),
+    )
+    settings = {
+        "protocol": proto.to_dict(),
+        "num_eval": num_eval,
+        "seed": seed,
+        "evaluator_seeds": seeds,
+        "engine": engine,
+        "precision": precision,
+        "compile": compile,
+        "device": device,
+        "world_size": world_size(),
+        "min_group_size": min_group_size,
+        "n_boot": n_boot,
+        "confidence": confidence,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
     }
-    return AuditResult(report=report, predictions=predictions)
-
-
-class ReferenceStore:
-    """Reference predictions computed once: in memory (``reference_cache``, e.g.
-    shared by the demo's two audits, whose references are identical) and, for
-    the full-data reference, on disk under ``cache_dir``."""
-
-    def __init__(self, memory: dict | None, cache_dir: str | Path | None):
-        self.memory = memory if memory is not None else {}
-        self.cache_dir = None if cache_dir is None else Path(cache_dir)
-
-    def get(self, name: str, key: dict, compute: Callable[[], np.ndarray]) -> np.ndarray:
-        digest = f"{name}-{_cache_key(key)}"
-        if digest in self.memory:
-            return self.memory[digest]
-        path = None if self.cache_dir is None or name != "full" else self.cache_dir / f"reference-{digest}.npy"
-        if path is not None and path.exists():
-            preds = np.load(path, allow_pickle=False)
-        else:
-            preds = compute()
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                np.save(path, preds, allow_pickle=False)
-        self.memory[digest] = preds
-        return preds
+    predictions = {"y_true": aligned.test.y.numpy(), "group": aligned.test.a.numpy(), "y_pred": syn_preds,
+                   **ref_predictions}
+    return assemble_report(
+        syn, real_data, aligned.space, settings, syn_result, references,
+        amplification_table(syn_result.metrics, references),
+        [*aligned.warnings, *syn_result.warnings, *ref_warnings], predictions,
+    )
 
 
 def _plain(meta: dict) -> dict:
     return {k: v for k, v in meta.items() if isinstance(v, (int, float, str, bool))}
-
-
-def _checksum(x: torch.Tensor) -> float:
-    """A cheap fingerprint of the training pixels, so a changed dataset misses the cache."""
-    return float(x[:: max(1, len(x) // 97)].double().sum())

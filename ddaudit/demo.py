@@ -147,14 +147,12 @@ def run_demo(
             num_eval=settings.num_eval, seed=seed, device=device, n_boot=settings.n_boot,
             reference_cache=shared_references, progress=audit_step,
         )
-        report = audited.report
-        report["synthetic"]["path"] = str(path)
-        report["demo"] = {
+        section = {
             "variant": variant, "mode": mode, "groups": groups, "settings": asdict(settings), "bias_ratio": bias_ratio,
         }
         if groups == "pseudo":
-            report["demo"]["label_free"] = label_free_info
-        reports[variant] = report
+            section["label_free"] = label_free_info
+        reports[variant] = audited.with_section("demo", section).to_dict()
     files.update(save_pictures(sets, reports, real, out_dir, force=force))
     return {**reports, "files": files}
 

@@ -56,7 +56,7 @@ def main() -> None:
         SyntheticSet(images=images, labels=labels, format="tensors", path="custom-fair-dm"), real,
         protocol="dc", protocol_overrides={"model": "ConvNetW32", "epochs": args.epochs}, num_eval=2,
     )
-    metrics = result.report["metrics"]
+    metrics = result.metrics
     print(f"accuracy {metrics['accuracy']['mean']:.3f}  DEO_M {metrics['deo_max']['mean']:.3f}  "
           f"DEO_A {metrics['deo_avg']['mean']:.3f}  (loss calls: {class_loss.stats.calls})")
 

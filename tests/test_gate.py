@@ -22,7 +22,6 @@ from ddaudit.gate import (
     THRESHOLDS,
     GateSettings,
     annotation_lines,
-    apply_gates,
     combined_exit_code,
     emit_github,
     evaluate_gates,
@@ -388,9 +387,17 @@ def test_failure_dominates_inconclusive_across_reports(biased, balanced):
     assert combined_exit_code([ok, ok]) == EXIT_OK
 
 
-def test_apply_gates_records_gates_and_status_in_the_report(biased):
-    report = json.loads(json.dumps(biased[3]))
-    outcome = apply_gates(report, GateSettings(thresholds={"max_deo_max": 0.3, "min_accuracy": 0.1}, profile=None))
+def test_gates_go_beside_the_report_and_into_its_written_json(biased):
+    from ddaudit.report import AuditReport
+
+    saved = json.loads(json.dumps(biased[3]))
+    report = AuditReport.from_dict(saved)
+    before = report.to_dict()
+    outcome = evaluate_gates(report, GateSettings(thresholds={"max_deo_max": 0.3, "min_accuracy": 0.1}, profile=None))
+    # Deciding gates changes neither the report object nor the saved dict.
+    assert report.to_dict() == before and before["status"] == "not_gated" and before["gates"] == []
+    assert evaluate_gates(saved, outcome.settings) == outcome and saved == json.loads(json.dumps(biased[3]))
+    report = report.to_dict(gates=outcome)
     assert report["status"] == "fail"
     assert [g["name"] for g in report["gates"]] == ["max_deo_max", "min_accuracy"]
     first = report["gates"][0]
@@ -653,7 +660,7 @@ def test_markdown_report_says_why_a_gate_is_open(undersized):
 
     report = json.loads(json.dumps(undersized))
     report["settings"].update(confidence=0.95, protocol={"name": "quick"})
-    apply_gates(report, settings(max_deo_max=0.3, min_accuracy=0.5))
+    report = {**report, **evaluate_gates(report, settings(max_deo_max=0.3, min_accuracy=0.5)).to_dict()}
     text = to_markdown(report)
     low, high = report["metrics"]["deo_max"]["interval"]
     row = next(line for line in text.splitlines() if line.startswith("| max_deo_max"))

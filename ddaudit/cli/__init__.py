@@ -21,8 +21,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+from typer.core import TyperCommand  # noqa: E402
+
+from ddaudit.cli._common import Command  # noqa: E402
+
 for _module in (check, probe, gate, demo, run, weights, datasets):
     _module.register(app)
+
+# Every command reports usage errors as one line (exit 2), like every other input error.
+for _info in app.registered_commands:
+    if _info.cls is None or _info.cls is TyperCommand:
+        _info.cls = Command
 
 
 #: Commands every torchrun rank runs on its own: ``run`` executes a third-party

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
 import time
@@ -12,20 +13,78 @@ from typing import Callable, Iterator
 
 import typer
 from rich.console import Console
+from typer.core import TyperCommand
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from ddaudit._output import is_plain_output
 from ddaudit.errors import EXIT_INTERNAL, DDAuditError
 
 
 def plain_output() -> bool:
-    """No animation under CI or when stderr is not a terminal."""
-    return bool(os.environ.get("CI")) or not sys.stderr.isatty()
+    """No animation on stderr: the one rule of :func:`ddaudit._output.is_plain_output`."""
+    return is_plain_output(sys.stderr)
 
 
 def make_console() -> Console:
     """Humans read stderr; stdout stays free for machine output."""
     return Console(stderr=True, highlight=False, soft_wrap=False, width=None if sys.stderr.isatty() else 160)
+
+
+USAGE_ERROR_MESSAGE = "{message} (see `ddaudit {command} --help`)"
+
+
+class Command(TyperCommand):
+    """A command whose usage errors (unknown option, bad value, missing argument)
+    are one line on stderr and exit 2, like every other input error.
+
+    Typer vendors click's exceptions in a private module, so a usage error is
+    recognised by its attributes (``format_message`` and exit code 2).
+    """
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except Exception as error:
+            if getattr(error, "exit_code", None) != 2 or not hasattr(error, "format_message"):
+                raise
+            message = " ".join(self.explain(error).split())
+            make_console().print(
+                "[bold red]error:[/bold red] " + escape(USAGE_ERROR_MESSAGE.format(message=message, command=self.name)),
+                highlight=False, soft_wrap=True,
+            )
+            raise typer.Exit(2) from None
+
+    def explain(self, error) -> str:
+        """The message shown for a usage error; subclasses add what helps."""
+        return str(error.format_message())
+
+
+def inject_options(command: Callable, keyword: str, params: list[inspect.Parameter],
+                   build: Callable[..., object]) -> Callable:
+    """Add *params* to *command*'s signature (so typer shows and parses them) and call
+    *command* with ``keyword=build(**their values, force=...)`` instead of the raw values.
+
+    One declaration of a group of options serves every command that takes it.
+    """
+    names = [param.name for param in params]
+    own = [param.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+           for param in inspect.signature(command, eval_str=True).parameters.values() if param.name != keyword]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs):
+        values = {name: kwargs.pop(name, None) for name in names}
+        kwargs[keyword] = build(**values, force=bool(kwargs.get("force", False)))
+        return command(**kwargs)
+
+    wrapper.__signature__ = inspect.Signature(own + params)
+    return wrapper
+
+
+def keyword_parameters(options: dict[str, object], defaults: dict[str, object]) -> list[inspect.Parameter]:
+    """``{name: Annotated type}`` as keyword-only parameters; a default is ``None`` unless *defaults* names one."""
+    return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=defaults.get(name), annotation=annotation)
+            for name, annotation in options.items()]
 
 
 def handle_errors(command: Callable) -> Callable:

@@ -7,20 +7,19 @@ validation identical.
 
 from __future__ import annotations
 
-from enum import Enum
+import inspect
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Callable, Optional
 
 import typer
 
-from ddaudit.cli._common import parse_key_values
+from ddaudit.choices import SPACES, choice_enum
+from ddaudit.cli._common import inject_options, keyword_parameters, parse_key_values
+from ddaudit.devices import DEVICE_HELP
 
-
-class Space(str, Enum):
-    auto = "auto"
-    normalized = "normalized"
-    raw = "raw"
-    zca = "zca"
+#: ``--space`` choices, from the library's tuple.
+Space = choice_enum("Space", SPACES)
 
 
 Real = Annotated[str, typer.Option("--real", "-r", help="Real dataset: PRESET or PRESET:ROOT (see `ddaudit datasets`).")]
@@ -34,7 +33,7 @@ BiasRatio = Annotated[Optional[float], typer.Option(help="Embedded/recipe preset
 Target = Annotated[Optional[str], typer.Option(help="CelebA: target attribute name (e.g. Attractive).")]
 Sensitive = Annotated[Optional[str], typer.Option(help="CelebA: sensitive attribute name (e.g. Male).")]
 RealOption = Annotated[Optional[list[str]], typer.Option("--real-option", help="Extra dataset option KEY=VALUE (repeatable), e.g. n_test=200.")]
-Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+Device = Annotated[str, typer.Option(help=DEVICE_HELP)]
 Plots = Annotated[Optional[Path], typer.Option("--plots", help="Write the pictures (synthetic grid by predicted group, heat maps, references) as PNG files into this folder.", show_default=False)]
 Html = Annotated[Optional[Path], typer.Option("--html", help="Write one self-contained HTML page (pictures inline, no network) with the verdict, gates, metrics and composition.", show_default=False)]
 
@@ -63,3 +62,38 @@ def real_options(
         if value is not None:
             options[key] = value
     return options
+
+
+@dataclass(frozen=True)
+class DataArgs:
+    """Which data a command reads: the ``--real`` spec with its options, and the
+    distilled set's reader and pixel space (``--zca`` folded into ``space``)."""
+
+    real: str
+    real_options: dict
+    format: str | None
+    index: int
+    space: str
+    mean: list[float] | None
+    std: list[float] | None
+
+
+#: The data flags, declared once for every command that reads a distilled set and real data.
+DATA_OPTIONS = {"real": Real, "format": Format, "index": Index, "space": SpaceOption, "zca": Zca, "mean": Mean,
+                "std": Std, "bias_ratio": BiasRatio, "target": Target, "sensitive": Sensitive, "real_option": RealOption}
+DATA_DEFAULTS = {"real": inspect.Parameter.empty, "index": -1, "space": Space.auto, "zca": False}
+
+
+def with_data_options(command: Callable) -> Callable:
+    """Give *command* the data flags; it receives them resolved as ``data: DataArgs``."""
+
+    def build(*, real, format, index, space, zca, mean, std, bias_ratio, target, sensitive, real_option,
+              force=False) -> DataArgs:
+        return DataArgs(
+            real=real, format=format, index=-1 if index is None else index,
+            space=resolve_space(space if space is not None else Space.auto, bool(zca)),
+            mean=mean or None, std=std or None,
+            real_options=real_options(real_option, bias_ratio=bias_ratio, target=target, sensitive=sensitive),
+        )
+
+    return inject_options(command, "data", keyword_parameters(DATA_OPTIONS, DATA_DEFAULTS), build)

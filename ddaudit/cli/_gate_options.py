@@ -1,12 +1,16 @@
 """Gate flags shared by ``check`` and ``gate``, and the step that ends both commands.
 
-Both commands declare their gate options with the ``Annotated`` aliases below,
-so the flags, help and validation cannot drift apart. A value of ``None``
-means "not given on the command line": the configuration file then decides.
+The gate options are declared once, here: :func:`with_gate_options` adds one
+``--max-*``/``--min-*`` flag per threshold of :data:`ddaudit.gate.THRESHOLDS`
+(so a metric registered with a gate gets its flag with no edit here) plus the
+settings flags to a command's signature, and hands the command one validated
+:class:`GateArgs` as its ``gates`` keyword. A value of ``None`` means "not given
+on the command line": the configuration file then decides.
 """
 
 from __future__ import annotations
 
+import inspect
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,15 +18,14 @@ from typing import Annotated, Callable, Optional, Sequence
 
 import typer
 from rich.console import Console
-from typer.core import TyperCommand
 
+from ddaudit.cli._common import Command, inject_options, keyword_parameters
 from ddaudit.gate import (
     GATE_ON_CHOICES,
     INCONCLUSIVE_CHOICES,
     THRESHOLDS,
     GateOutcome,
     GateSettings,
-    apply_gates,
     combined_exit_code,
     emit_github,
     in_github_actions,
@@ -51,15 +54,13 @@ def _threshold_option(name: str):
     return typer.Option(threshold.flag, help=threshold.help, rich_help_panel=PANEL, show_default=False)
 
 
-MaxDeoMax = Annotated[Optional[float], _threshold_option("max_deo_max")]
-MaxDeoAvg = Annotated[Optional[float], _threshold_option("max_deo_avg")]
-MinAccuracy = Annotated[Optional[float], _threshold_option("min_accuracy")]
-MinWorstGroupAccuracy = Annotated[Optional[float], _threshold_option("min_worst_group_accuracy")]
-MaxAccuracyGap = Annotated[Optional[float], _threshold_option("max_accuracy_gap")]
-MaxEqualizedOdds = Annotated[Optional[float], _threshold_option("max_equalized_odds")]
-MaxAmplification = Annotated[Optional[float], _threshold_option("max_amplification")]
-MaxAmplificationDiff = Annotated[Optional[float], _threshold_option("max_amplification_diff")]
-MaxMajorityShare = Annotated[Optional[float], _threshold_option("max_majority_share")]
+def threshold_annotation(name: str):
+    """The option type of one threshold flag, for a command that takes only some gates."""
+    return Annotated[Optional[float], _threshold_option(name)]
+
+
+#: ``ddaudit probe`` takes only the composition gate.
+MaxMajorityShare = threshold_annotation("max_majority_share")
 
 ConfigPath = Annotated[Optional[Path], typer.Option(
     "--config", rich_help_panel=PANEL, show_default=False,
@@ -98,23 +99,21 @@ JUnitPath = Annotated[Optional[Path], typer.Option(
 Force = Annotated[bool, typer.Option("--force", help="Overwrite existing output files.")]
 
 
-class GateCommand(TyperCommand):
+class GateCommand(Command):
     """A command whose unknown ``--max-*``/``--min-*`` flags list the valid thresholds.
 
     Typer vendors click's exceptions in a private module, so the "no such option"
     error is recognised by its class name and attributes rather than imported.
     """
 
-    def parse_args(self, ctx, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)
-        except Exception as error:
-            name = getattr(error, "option_name", None)
-            if (type(error).__name__ == "NoSuchOption" and isinstance(name, str)
-                    and name.startswith(("--max-", "--min-")) and hasattr(error, "message")):
-                flags = ", ".join(threshold.flag for threshold in THRESHOLDS.values())
-                error.message += UNKNOWN_GATE_FLAG_SUFFIX.format(flags=flags)
-            raise
+    def explain(self, error) -> str:
+        message = super().explain(error)
+        name = getattr(error, "option_name", None)
+        if (type(error).__name__ == "NoSuchOption" and isinstance(name, str)
+                and name.startswith(("--max-", "--min-"))):
+            flags = ", ".join(threshold.flag for threshold in THRESHOLDS.values())
+            message += UNKNOWN_GATE_FLAG_SUFFIX.format(flags=flags)
+        return message
 
 
 @dataclass(frozen=True)
@@ -129,22 +128,33 @@ class GateArgs:
     def min_group_size(self) -> int:
         return self.settings.min_group_size
 
-    @property
-    def gated(self) -> bool:
-        return bool(self.settings.thresholds)
+
+#: The settings flags every gated command takes, besides one flag per threshold.
+SETTING_OPTIONS = {"config": ConfigPath, "profile": Profile, "gate_on": GateOn, "inconclusive": Inconclusive,
+                   "min_group_size": MinGroupSize, "exit_zero": ExitZero, "junit": JUnitPath}
+
+
+def gate_parameters() -> list[inspect.Parameter]:
+    """The gate flags as keyword parameters: one per threshold, then the settings."""
+    thresholds = {name: threshold_annotation(name) for name in THRESHOLDS}
+    return keyword_parameters({**thresholds, **SETTING_OPTIONS}, {"exit_zero": False})
+
+
+def with_gate_options(command: Callable) -> Callable:
+    """Give *command* every gate flag; it receives them resolved as ``gates: GateArgs``.
+
+    The flags are checked (configuration file, profile, ranges, a JUnit path
+    that exists without ``--force``) before the command body runs.
+    """
+
+    def build(*, exit_zero=False, force=False, **flags) -> GateArgs:
+        return collect_gate_args(**flags, exit_zero=bool(exit_zero), force=force)
+
+    return inject_options(command, "gates", gate_parameters(), build)
 
 
 def collect_gate_args(
     *,
-    max_deo_max: float | None = None,
-    max_deo_avg: float | None = None,
-    min_accuracy: float | None = None,
-    min_worst_group_accuracy: float | None = None,
-    max_accuracy_gap: float | None = None,
-    max_equalized_odds: float | None = None,
-    max_amplification: float | None = None,
-    max_amplification_diff: float | None = None,
-    max_majority_share: float | None = None,
     config: Path | None = None,
     profile: str | None = None,
     gate_on: str | None = None,
@@ -154,22 +164,19 @@ def collect_gate_args(
     junit: Path | None = None,
     force: bool = False,
     cwd: Path | None = None,
+    **thresholds: float | None,
 ) -> GateArgs:
     """Merge flags over the configuration file and check them before any work starts.
 
-    Raises ``ConfigError`` (exit 2) for an unknown key or profile, a value out of
-    range, or a JUnit path that exists without *force*.
+    *thresholds* are keyed by threshold name (``max_deo_max=0.3``); ``None``
+    means "not given". Raises ``ConfigError`` (exit 2) for an unknown key or
+    profile, a value out of range, or a JUnit path that exists without *force*.
     """
+    unknown = sorted(set(thresholds) - set(THRESHOLDS))
+    if unknown:
+        raise TypeError(f"unknown threshold(s): {', '.join(unknown)}")
     overrides = {
-        "max_deo_max": max_deo_max,
-        "max_deo_avg": max_deo_avg,
-        "min_accuracy": min_accuracy,
-        "min_worst_group_accuracy": min_worst_group_accuracy,
-        "max_accuracy_gap": max_accuracy_gap,
-        "max_equalized_odds": max_equalized_odds,
-        "max_amplification": max_amplification,
-        "max_amplification_diff": max_amplification_diff,
-        "max_majority_share": max_majority_share,
+        **{name: thresholds.get(name) for name in THRESHOLDS},
         "gate_on": gate_on,
         "inconclusive": inconclusive,
         "min_group_size": min_group_size,
@@ -183,9 +190,10 @@ def collect_gate_args(
     return GateArgs(settings=settings, junit=junit, force=force)
 
 
-def report_label(report: dict, fallback: str = "report") -> str:
-    """How a report is named in tables, JUnit suites and annotations: its distilled set."""
-    synthetic = report.get("synthetic")
+def report_label(report, fallback: str = "report") -> str:
+    """How a report (an ``AuditReport`` or its JSON dict) is named in tables, JUnit
+    suites and annotations: its distilled set."""
+    synthetic = report.get("synthetic") if isinstance(report, dict) else report.synthetic
     path = synthetic.get("path") if isinstance(synthetic, dict) else None
     return str(path) if path else fallback
 
@@ -212,14 +220,6 @@ def publish_gates(
             console.print(f"warning: cannot append the gate table to $GITHUB_STEP_SUMMARY ({error.strerror})",
                           markup=False, highlight=False)
     return combined_exit_code([outcome for _, outcome, _ in suites])
-
-
-def finish_with_gates(report: dict, args: GateArgs, console: Console) -> int:
-    """Decide the gates on *report* (recording ``gates``/``status`` in it), show and
-    write the results, and return the exit code (0 pass, 1 fail, 3 inconclusive)."""
-    outcome = apply_gates(report, args.settings)
-    label = report_label(report)
-    return publish_gates([(label, outcome, annotated_file(label))], args, console)
 
 
 def annotated_file(path: str | Path) -> str | None:

@@ -45,20 +45,23 @@ def demo(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files in --out and --json.")] = False,
 ) -> None:
-    from ddaudit.auditing import resolve_device
-    from ddaudit.errors import ConfigError
+    from ddaudit.data import get_preset
     from ddaudit.demo import VARIANTS, demo_outputs, demo_settings, run_demo
-    from ddaudit.report import check_writable, to_markdown, write_json, write_text
+    from ddaudit.devices import resolve_device
+    from ddaudit.preflight import check_counts, check_fraction, check_output_folder, check_outputs
+    from ddaudit.report import to_markdown, write_json, write_text
 
     console = make_console()
+    check_counts({"--ipc": ipc, "--iterations": iterations, "--num-eval": num_eval, "--eval-epochs": eval_epochs,
+                  "--surrogate-epochs": surrogate_epochs})
+    check_fraction(bias_ratio, "--bias-ratio")
+    get_preset(dataset)
     device = resolve_device(device)
     settings = demo_settings(preset, device, ipc=ipc, iterations=iterations, num_eval=num_eval, eval_epochs=eval_epochs,
                              surrogate_epochs=surrogate_epochs)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file; give a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    for path in [*demo_outputs(out, settings, dataset), *([json_out] if json_out else [])]:
-        check_writable(path, force)
+    check_output_folder(out, "--out", create=True)
+    check_outputs({**{f"--out file {path.name}": path for path in demo_outputs(out, settings, dataset)},
+                   "--json": json_out}, force=force)
     console.print(
         f"ddaudit demo ({settings.name} preset on {device}): {dataset}, bias ratio {bias_ratio}, ipc {settings.ipc}, "
         f"{settings.iterations} DM iterations, {settings.num_eval} x {settings.eval_model} evaluators "

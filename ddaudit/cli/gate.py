@@ -26,63 +26,42 @@ JSON_WITH_SEVERAL_MESSAGE = "--json writes one report; give a single REPORT or d
 
 
 def register(app: typer.Typer) -> None:
-    app.command("gate", help=GATE_HELP, cls=gopt.GateCommand)(handle_errors(gate))
+    app.command("gate", help=GATE_HELP, cls=gopt.GateCommand)(handle_errors(gopt.with_gate_options(gate)))
 
 
 def gate(
     reports: Annotated[list[Path], typer.Argument(help="Report JSON file(s) from `ddaudit check --json`.", show_default=False)],
-    max_deo_max: gopt.MaxDeoMax = None,
-    max_deo_avg: gopt.MaxDeoAvg = None,
-    min_accuracy: gopt.MinAccuracy = None,
-    min_worst_group_accuracy: gopt.MinWorstGroupAccuracy = None,
-    max_accuracy_gap: gopt.MaxAccuracyGap = None,
-    max_equalized_odds: gopt.MaxEqualizedOdds = None,
-    max_amplification: gopt.MaxAmplification = None,
-    max_amplification_diff: gopt.MaxAmplificationDiff = None,
-    config: gopt.ConfigPath = None,
-    profile: gopt.Profile = None,
-    gate_on: gopt.GateOn = None,
-    inconclusive: gopt.Inconclusive = None,
-    min_group_size: gopt.MinGroupSize = None,
-    exit_zero: gopt.ExitZero = False,
-    junit: gopt.JUnitPath = None,
     json_out: Annotated[Optional[Path], typer.Option(
         "--json", show_default=False,
         help="Write the report with its new gates and status as JSON ('-' for stdout).",
     )] = None,
     force: gopt.Force = False,
+    *,
+    gates: gopt.GateArgs,
 ) -> None:
-    from ddaudit.gate import apply_gates, load_report
-    from ddaudit.report import check_writable, json_ready, write_json
+    from ddaudit.gate import evaluate_gates, load_report
+    from ddaudit.preflight import check_outputs
+    from ddaudit.report import AuditReport, json_ready, write_json
 
-    args = gopt.collect_gate_args(
-        max_deo_max=max_deo_max, max_deo_avg=max_deo_avg, min_accuracy=min_accuracy,
-        min_worst_group_accuracy=min_worst_group_accuracy, max_accuracy_gap=max_accuracy_gap,
-        max_equalized_odds=max_equalized_odds, max_amplification=max_amplification,
-        max_amplification_diff=max_amplification_diff, config=config, profile=profile, gate_on=gate_on,
-        inconclusive=inconclusive, min_group_size=min_group_size, exit_zero=exit_zero, junit=junit, force=force,
-    )
     to_stdout = json_out is not None and str(json_out) == "-"
-    if json_out is not None:
-        if len(reports) > 1:
-            raise ConfigError(JSON_WITH_SEVERAL_MESSAGE)
-        if not to_stdout:
-            check_writable(json_out, force)
+    if json_out is not None and len(reports) > 1:
+        raise ConfigError(JSON_WITH_SEVERAL_MESSAGE)
+    check_outputs({"--json": json_out, "--junit": gates.junit}, force=force, inputs=reports)
 
-    loaded = [(path, load_report(path)) for path in reports]
+    loaded = [(path, AuditReport.from_dict(load_report(path))) for path in reports]
     console = make_console()
     suites = []
     for path, report in loaded:
-        outcome = apply_gates(report, args.settings)
+        outcome = evaluate_gates(report, gates.settings)
         label = gopt.report_label(report, fallback=str(path))
         suites.append((f"{label} ({path})" if label != str(path) else label, outcome, gopt.annotated_file(label)))
-    code = gopt.publish_gates(suites, args, console)
+    code = gopt.publish_gates(suites, gates, console)
 
     if json_out is not None:
-        report = loaded[0][1]
+        gated = loaded[0][1].to_dict(gates=suites[0][1])
         if to_stdout:
-            sys.stdout.write(json.dumps(json_ready(report), indent=2) + "\n")
+            sys.stdout.write(json.dumps(json_ready(gated), indent=2) + "\n")
         else:
-            write_json(json_out, report, force)
+            write_json(json_out, gated, force)
             console.print(f"wrote {json_out}", markup=False, highlight=False)
     raise typer.Exit(code)

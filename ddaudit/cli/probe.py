@@ -32,22 +32,11 @@ COMPOSITION_GATES = ("max_majority_share",)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("probe", help=PROBE_HELP, cls=gopt.GateCommand)(handle_errors(probe))
+    app.command("probe", help=PROBE_HELP, cls=gopt.GateCommand)(handle_errors(dopt.with_data_options(probe)))
 
 
 def probe(
     synthetic: Annotated[Path, typer.Argument(help="Distilled set: a file or folder in any format `ddaudit check` reads.", show_default=False)],
-    real: dopt.Real,
-    format: dopt.Format = None,
-    index: dopt.Index = -1,
-    space: dopt.SpaceOption = dopt.Space.auto,
-    zca: dopt.Zca = False,
-    mean: dopt.Mean = None,
-    std: dopt.Std = None,
-    bias_ratio: dopt.BiasRatio = None,
-    target: dopt.Target = None,
-    sensitive: dopt.Sensitive = None,
-    real_option: dopt.RealOption = None,
     seed: Annotated[int, typer.Option(help="Seed of the group classifier; same seed, same report on CPU.")] = 0,
     device: dopt.Device = "auto",
     min_confidence: Annotated[float, typer.Option(help="Flag synthetic images whose most likely group has a lower probability.")] = 0.5,
@@ -64,14 +53,17 @@ def probe(
     exit_zero: gopt.ExitZero = False,
     junit: gopt.JUnitPath = None,
     force: gopt.Force = False,
+    *,
+    data: dopt.DataArgs,
 ) -> None:
     from dataclasses import replace
 
     from ddaudit.errors import InputError
-    from ddaudit.gate import apply_gates
+    from ddaudit.gate import evaluate_gates
     from ddaudit.probe import probe as run_probe
     from ddaudit.probe._classifier import default_cache_dir
-    from ddaudit.report import check_writable, composition_markdown, render_composition, write_json, write_text
+    from ddaudit.preflight import check_outputs
+    from ddaudit.report import composition_markdown, render_composition, write_json, write_text
 
     console = make_console()
     gate_args = gopt.collect_gate_args(
@@ -83,18 +75,16 @@ def probe(
     settings = replace(gate_args.settings, thresholds={
         name: value for name, value in gate_args.settings.thresholds.items() if name in COMPOSITION_GATES})
     gate_args = replace(gate_args, settings=settings)
-    for out in (json_out, markdown):
-        if out is not None:
-            check_writable(out, force)
-    check_visual_outputs(plots, html, force)
     if not synthetic.exists():
         raise InputError(f"{synthetic} does not exist")
+    check_outputs({"--json": json_out, "--markdown": markdown, "--html": html, "--junit": gate_args.junit},
+                  force=force, inputs=[synthetic])
+    check_visual_outputs(plots, html, force)
 
     with phase_progress(console) as progress:
         result = run_probe(
-            synthetic, real, format=format, index=index, space=dopt.resolve_space(space, zca),
-            mean=mean or None, std=std or None,
-            real_options=dopt.real_options(real_option, bias_ratio=bias_ratio, target=target, sensitive=sensitive),
+            synthetic, data.real, format=data.format, index=data.index, space=data.space,
+            mean=data.mean, std=data.std, real_options=data.real_options,
             seed=seed, device=device, min_confidence=min_confidence,
             cache_dir=None if not cache else (cache_dir or default_cache_dir()),
             classifier={"epochs": classifier_epochs}, progress=progress,
@@ -106,7 +96,9 @@ def probe(
     for warning in report["warnings"]:
         console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     label = gopt.report_label(report)
-    code = gopt.publish_gates([(label, apply_gates(report, gate_args.settings), gopt.annotated_file(label))], gate_args, console)
+    outcome = evaluate_gates(report, gate_args.settings)
+    code = gopt.publish_gates([(label, outcome, gopt.annotated_file(label))], gate_args, console)
+    report = {**report, **outcome.to_dict()}
     write_visuals(report, result.picture_inputs(), plots=plots, html=html, force=force, console=console)
     if json_out is not None:
         write_json(json_out, report, force)

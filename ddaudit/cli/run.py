@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import traceback
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,6 +10,7 @@ import typer
 from rich.table import Table
 
 from ddaudit.cli._common import handle_errors, make_console, parse_key_values
+from ddaudit.choices import EXPERT_STRATEGIES, MATCHING_MODES, choice_enum
 from ddaudit.errors import ConfigError, DDAuditError
 
 RUN_HELP = """Run a third-party distillation script unchanged, with fair matching patched in.
@@ -26,16 +26,9 @@ NO_SCRIPT = "give the script to run after `--`, e.g. `ddaudit run --codebase dat
 SCRIPT_FAILED = "{script} raised {kind}: {message} (all patches were undone)"
 
 
-class Mode(str, Enum):
-    sync = "sync"
-    barycenter = "barycenter"
-    weights = "weights"
-    none = "none"
-
-
-class Experts(str, Enum):
-    sample = "sample"
-    reweight = "reweight"
+#: ``--mode`` and ``--experts`` choices, from the library's tuples.
+Mode = choice_enum("Mode", MATCHING_MODES)
+Experts = choice_enum("Experts", EXPERT_STRATEGIES)
 
 
 def register(app: typer.Typer) -> None:
@@ -62,11 +55,14 @@ def run(
     experts: Annotated[Experts, typer.Option(help="mtt buffer.py: sample (group-balanced batches) or reweight (weighted cross-entropy).")] = Experts.sample,
     device: Annotated[Optional[str], typer.Option(help="cpu: run a script that hard-codes .cuda() / device='cuda' on the CPU (smoke runs, CI); undone on exit.")] = None,
     summary: Annotated[Optional[Path], typer.Option(help="Write the run summary as JSON (patched names, intercepted calls, groups per class).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --summary file.")] = False,
 ) -> None:
     from ddaudit.hooks.patchers import patch
+    from ddaudit.preflight import check_outputs
 
     if not ctx.args:
         raise ConfigError(NO_SCRIPT)
+    check_outputs({"--summary": summary}, force=force)
     script, argv = ctx.args[0], list(ctx.args[1:])
     console = make_console()
     session = patch(
@@ -75,10 +71,10 @@ def run(
         min_group_size=min_group_size, seed=seed, experts=experts.value, device=device, adapter=adapter,
     )
     name = session.codebase if session.adapter is None else f"adapter {session.adapter.name}"
-    console.print(f"ddaudit run: {name} {script} (mode {mode.value}, seed {seed})")
     status = 0
     try:
-        with session:
+        with session:  # entering checks the codebase and the groups: input errors come before this line
+            console.print(f"ddaudit run: {name} {script} (mode {mode.value}, seed {seed})")
             session.run(argv)
     except DDAuditError:
         if summary is not None:  # a refusal still records what was found (variant check, functions seen)

@@ -90,16 +90,18 @@ def weights(
     from ddaudit.mitigate.without_labels import LabelFreeSettings, label_free
     from ddaudit.mitigate.pseudo_groups import METHODS, save_groups
     from ddaudit.mitigate.surrogate import SurrogateSettings, resolve_device
-    from ddaudit.report import check_writable, write_json
+    from ddaudit.evaluate import is_batchable
+    from ddaudit.preflight import check_outputs
+    from ddaudit.report import write_json
 
     console = make_console()
     outputs = [output, pseudo_groups_out, json_out]
-    for path in outputs:
-        if path is not None:
-            check_writable(path, force)
     named = [p.resolve() for p in outputs if p is not None]
     if len(set(named)) != len(named):
         raise ConfigError(ERR_SAME_OUTPUT)
+    check_outputs({"--output": output, "--pseudo-groups": pseudo_groups_out, "--json": json_out}, force=force)
+    if model is not None:
+        is_batchable(model)  # refuses an unknown --model before any training
     if normalize not in NORMALIZATIONS:
         raise ConfigError(ERR_NORMALIZE.format(value=normalize))
     if pseudo_method not in METHODS:

@@ -136,19 +136,9 @@ def celeba(root: str | None, *, target="Attractive", sensitive="Male", im_size=6
     train, test = tensors(train_rows), tensors(test_rows)
     mean, std = normalize_splits_(train.x, test.x)
     target_name, sensitive_name = names[t], names[s]
-    return RealData(
-        name="celeba",
-        test=test,
-        train=train if len(train) else None,
-        num_classes=2,
-        num_groups=2,
-        channel=3,
-        im_size=size,
-        mean=mean,
-        std=std,
-        class_names=[f"not {target_name}", target_name],
-        group_names=[f"not {sensitive_name}", sensitive_name],
-        space="normalized",
+    return RealData.from_splits(
+        "celeba", test=test, train=train, mean=mean, std=std,
+        class_names=[f"not {target_name}", target_name], group_names=[f"not {sensitive_name}", sensitive_name],
         meta={
             "source": str(root),
             "target": target_name,

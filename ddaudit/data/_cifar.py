@@ -107,19 +107,9 @@ def cifar10_s(root: str | None, *, bias_ratio=0.9, seed=0, n_train=None, n_test=
     test_x = normalize_(render(np.concatenate([test_images, test_images]), test_a), MEAN, STD)
     test_y = torch.as_tensor(test_labels).repeat(2)
 
-    return RealData(
-        name="cifar10-s",
-        test=GroupTensors(test_x, test_y, test_a),
-        train=GroupTensors(train_x, train_y, train_a),
-        num_classes=len(CLASS_NAMES),
-        num_groups=len(GROUP_NAMES),
-        channel=3,
-        im_size=(32, 32),
-        mean=MEAN,
-        std=STD,
-        class_names=list(CLASS_NAMES),
-        group_names=list(GROUP_NAMES),
-        space="normalized",
+    return RealData.from_splits(
+        "cifar10-s", test=GroupTensors(test_x, test_y, test_a), train=GroupTensors(train_x, train_y, train_a),
+        class_names=CLASS_NAMES, group_names=GROUP_NAMES, mean=MEAN, std=STD,
         meta={
             "source": str(root),
             "bias_ratio": bias_ratio,

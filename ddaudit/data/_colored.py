@@ -110,19 +110,9 @@ def build_colored(
     test_x = normalize_(render(torch.as_tensor(test_images)[test_digits], test_a, mode), mean, std)
     test_y = torch.as_tensor(test_labels, dtype=torch.int64)[test_digits]
 
-    return RealData(
-        name=name,
-        test=GroupTensors(test_x, test_y, test_a),
-        train=GroupTensors(train_x, train_y, train_a),
-        num_classes=len(class_names),
-        num_groups=num_colours,
-        channel=3,
-        im_size=(IM_SIZE, IM_SIZE),
-        mean=mean,
-        std=std,
-        class_names=list(class_names),
-        group_names=list(COLOUR_NAMES),
-        space="normalized",
+    return RealData.from_splits(
+        name, test=GroupTensors(test_x, test_y, test_a), train=GroupTensors(train_x, train_y, train_a),
+        class_names=class_names, group_names=COLOUR_NAMES[:num_colours], mean=mean, std=std,
         meta={
             **meta,
             "mode": mode,

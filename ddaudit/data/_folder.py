@@ -89,18 +89,7 @@ def folder(root: str | None, *, csv="groups.csv", im_size=None) -> RealData:
 
     train, test = tensors("train"), tensors("test")
     mean, std = normalize_splits_(train.x, test.x)
-    return RealData(
-        name="folder",
-        test=test,
-        train=train if len(train) else None,
-        num_classes=len(class_names),
-        num_groups=len(group_names),
-        channel=channel,
-        im_size=size,
-        mean=mean,
-        std=std,
-        class_names=class_names,
-        group_names=group_names,
-        space="normalized",
+    return RealData.from_splits(
+        "folder", test=test, train=train, class_names=class_names, group_names=group_names, mean=mean, std=std,
         meta={"source": str(root), "csv": str(csv_path)},
     )

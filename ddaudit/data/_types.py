@@ -52,3 +52,18 @@ class RealData:
     group_names: list[str]
     space: str = "normalized"
     meta: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_splits(cls, name: str, *, test: GroupTensors, train: GroupTensors | None, class_names, group_names,
+                    mean=None, std=None, space: str = "normalized", meta: dict | None = None) -> "RealData":
+        """A dataset from its splits: sizes come from the names, image shape from the test images.
+
+        An empty training split counts as none.
+        """
+        _, channel, height, width = test.x.shape
+        return cls(
+            name=name, test=test, train=train if train is not None and len(train) else None,
+            num_classes=len(class_names), num_groups=len(group_names), channel=int(channel),
+            im_size=(int(height), int(width)), mean=mean, std=std, class_names=list(class_names),
+            group_names=list(group_names), space=space, meta=dict(meta or {}),
+        )

@@ -97,19 +97,8 @@ def utkface(root: str | None, *, im_size=64, test_per_cell=100, seed=0) -> RealD
 
     train, test = tensors(np.flatnonzero(~in_test)), tensors(np.flatnonzero(in_test))
     mean, std = normalize_splits_(train.x, test.x)
-    return RealData(
-        name="utkface",
-        test=test,
-        train=train if len(train) else None,
-        num_classes=len(CLASS_NAMES),
-        num_groups=len(GROUP_NAMES),
-        channel=3,
-        im_size=size,
-        mean=mean,
-        std=std,
-        class_names=list(CLASS_NAMES),
-        group_names=list(GROUP_NAMES),
-        space="normalized",
+    return RealData.from_splits(
+        "utkface", test=test, train=train, class_names=CLASS_NAMES, group_names=GROUP_NAMES, mean=mean, std=std,
         meta={
             "source": str(root),
             "skipped_bad_names": skipped,

@@ -2,7 +2,9 @@
 
 Thresholds come from flags or from ``[tool.ddaudit]`` / ``ddaudit.toml``
 (:func:`resolve_gate_settings`); :func:`evaluate_gates` decides each one on a
-``ddaudit.report/1`` dict; JUnit, GitHub and console views report the result.
+report (an :class:`~ddaudit.report.AuditReport` or a saved ``ddaudit.report/1``
+dict) and returns a :class:`GateOutcome` beside it, never written into it;
+JUnit, GitHub and console views report the result.
 Nothing here imports torch: re-gating a saved report takes a fraction of a second.
 """
 
@@ -22,7 +24,6 @@ from ddaudit.gate._evaluate import (
     PASS,
     GateOutcome,
     GateResult,
-    apply_gates,
     combined_exit_code,
     evaluate_gates,
 )
@@ -35,7 +36,7 @@ from ddaudit.gate._settings import (
     INCONCLUSIVE_CHOICES,
     GateSettings,
 )
-from ddaudit.gate._thresholds import AT_LEAST, AT_MOST, THRESHOLDS, Threshold, threshold_names
+from ddaudit.gate._thresholds import AT_LEAST, AT_MOST, THRESHOLDS, Threshold
 
 __all__ = [
     "AT_LEAST",
@@ -56,7 +57,6 @@ __all__ = [
     "GateSettings",
     "Threshold",
     "annotation_lines",
-    "apply_gates",
     "combined_exit_code",
     "config_keys",
     "emit_github",
@@ -71,6 +71,5 @@ __all__ = [
     "render_gates",
     "resolve_gate_settings",
     "summary_markdown",
-    "threshold_names",
     "write_junit",
 ]

@@ -1,20 +1,17 @@
 """What a human sees on stderr: the gate table and one verdict line.
 
-Plain (no animation, no redrawing) when stderr is not a terminal or a CI
-system is running us: logs must read the same as the screen.
+Plain (no animation, no redrawing) by the rule of :func:`ddaudit._output.is_plain_output`:
+logs must read the same as the screen.
 """
 
 from __future__ import annotations
-
-import os
-import sys
-from typing import Mapping, TextIO
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ddaudit._output import is_plain_output  # noqa: F401 - the one plain-output rule, re-exported
 from ddaudit.errors import EXIT_GATE_FAILED, EXIT_INCONCLUSIVE
 from ddaudit.gate._evaluate import FAIL, INCONCLUSIVE, NOT_GATED, PASS, GateOutcome
 
@@ -24,18 +21,6 @@ INCONCLUSIVE_HINT = (
     "exit 3 (inconclusive): the data cannot tell; the notes say how much more test data or how many more "
     "evaluators would settle it, or decide with --inconclusive pass|fail"
 )
-
-
-def is_plain_output(stream: TextIO | None = None, environ: Mapping[str, str] | None = None) -> bool:
-    """True when output must not animate: a CI run (``CI`` set) or a non-terminal stream."""
-    environ = os.environ if environ is None else environ
-    stream = sys.stderr if stream is None else stream
-    if environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
-        return True
-    if environ.get("TERM") == "dumb":
-        return True
-    isatty = getattr(stream, "isatty", None)
-    return not (callable(isatty) and isatty())
 
 
 def gate_table(outcome: GateOutcome, title: str | None = None) -> Table:

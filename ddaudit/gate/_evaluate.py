@@ -114,6 +114,18 @@ class GateOutcome:
     def count(self, outcome: str) -> int:
         return sum(result.outcome == outcome for result in self.results)
 
+    def to_dict(self) -> dict:
+        """What a written report records of its gates: ``status``, ``gates`` and ``gate_settings``.
+
+        ``{**report_json, **outcome.to_dict()}`` is a gated report's JSON; the
+        report itself is never changed.
+        """
+        return {
+            "status": self.status,
+            "gates": [result.to_dict() for result in self.results],
+            "gate_settings": self.settings.describe(),
+        }
+
     @property
     def exit_code(self) -> int:
         """0 pass, 1 fail, 3 inconclusive (or 0/1 as ``inconclusive`` decides); 0 with ``exit_zero``."""
@@ -127,23 +139,21 @@ class GateOutcome:
         return EXIT_OK
 
 
-def evaluate_gates(report: dict, settings: GateSettings) -> GateOutcome:
-    """Decide every threshold in *settings* on *report* (a ``ddaudit.report/1`` dict)."""
+def evaluate_gates(report, settings: GateSettings) -> GateOutcome:
+    """Decide every threshold in *settings* on *report*, which is left unchanged.
+
+    *report* is an :class:`~ddaudit.report.AuditReport` or a ``ddaudit.report/1``
+    dict (a saved report). The outcome goes beside the report: write both with
+    ``AuditReport.to_dict(gates=outcome)``.
+    """
+    if not isinstance(report, dict):
+        report = report.to_dict()
     small = _small_cells(report, settings.min_group_size)
     results = tuple(
         _decide(THRESHOLDS[name], threshold, report, settings, small)
         for name, threshold in settings.thresholds.items()
     )
     return GateOutcome(results=results, settings=settings)
-
-
-def apply_gates(report: dict, settings: GateSettings) -> GateOutcome:
-    """Evaluate, then record ``gates``, ``status`` and ``gate_settings`` in *report*."""
-    outcome = evaluate_gates(report, settings)
-    report["gates"] = [result.to_dict() for result in outcome.results]
-    report["status"] = outcome.status
-    report["gate_settings"] = settings.describe()
-    return outcome
 
 
 def combined_exit_code(outcomes: list[GateOutcome]) -> int:

@@ -1,7 +1,11 @@
 """The thresholds a fairness gate can enforce, and the values each accepts.
 
-One registry drives the CLI flags, the configuration keys, the error messages
-that list valid names and the evaluation, so a new gate is one entry here.
+Every metric of the metric table (:data:`ddaudit.metrics.METRICS`) that names
+a ``gate`` gives one threshold on ``metrics.<name>``: ``max_`` for a disparity,
+``min_`` for an accuracy, its range from the metric's bounds, its cell
+dependence from the metric. The two amplification thresholds compare DEO_M with
+the real reference; the composition threshold reads the probe's section. :data:`THRESHOLDS` drives the CLI flags, the configuration
+keys, the error messages that list valid names and the evaluation.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import math
 from dataclasses import dataclass
 
 from ddaudit.errors import ConfigError
+from ddaudit.metrics import METRICS, Metric
 
 #: ``--max-*`` gates pass when the value is at most the threshold; ``--min-*`` when at least.
 AT_MOST = "<="
@@ -71,34 +76,48 @@ class Threshold:
         return number
 
 
-_ALL = (
-    Threshold("max_deo_max", ("metrics", "deo_max"), AT_MOST, "DEO_M",
-              "Fail when DEO_M (largest per-class accuracy gap between groups) exceeds this fraction."),
-    Threshold("max_deo_avg", ("metrics", "deo_avg"), AT_MOST, "DEO_A",
-              "Fail when DEO_A (mean per-class accuracy gap between groups) exceeds this fraction."),
-    Threshold("min_accuracy", ("metrics", "accuracy"), AT_LEAST, "accuracy",
-              "Fail when the test accuracy is below this fraction.", needs_cells=False),
-    Threshold("min_worst_group_accuracy", ("metrics", "worst_group_accuracy"), AT_LEAST, "worst-group accuracy",
-              "Fail when the accuracy of the worst group is below this fraction."),
-    Threshold("max_accuracy_gap", ("metrics", "accuracy_gap"), AT_MOST, "accuracy gap",
-              "Fail when the gap between the best and worst group accuracy exceeds this fraction."),
-    Threshold("max_equalized_odds", ("metrics", "equalized_odds_difference"), AT_MOST, "equalized odds difference",
-              "Fail when the equalized-odds difference exceeds this fraction."),
+def metric_threshold(metric: Metric) -> Threshold:
+    """The gate a metric offers, read from its row of the metric table."""
+    operator = AT_MOST if metric.lower_is_better else AT_LEAST
+    verb = "exceeds" if metric.lower_is_better else "is below"
+    return Threshold(
+        metric.gate, ("metrics", metric.name), operator, metric.label,
+        f"Fail when {metric.label} ({metric.description}) {verb} this fraction.",
+        low=metric.bounds[0], high=metric.bounds[1], needs_cells=metric.needs_cells,
+    )
+
+
+#: Gates on the amplification factor (distilled DEO_M against the real reference).
+AMPLIFICATION_THRESHOLDS = (
     Threshold("max_amplification", ("amplification", "deo_max"), AT_MOST, "DEO_M amplification ratio",
               "Fail when DEO_M on the distilled set divided by DEO_M on the real reference exceeds this ratio.",
               value_key="ratio", high=math.inf),
     Threshold("max_amplification_diff", ("amplification", "deo_max"), AT_MOST, "DEO_M amplification difference",
               "Fail when DEO_M on the distilled set minus DEO_M on the real reference exceeds this fraction.",
               value_key="difference", low=-1.0),
+)
+
+#: Gates on the composition probe's section (``ddaudit probe``).
+COMPOSITION_THRESHOLDS = (
     Threshold("max_majority_share", ("composition",), AT_MOST, "mean majority share",
               "Fail when the probe's mean (over classes) share of each class's most frequent predicted group "
               "exceeds this fraction (1.0: every class collapsed onto one group).",
               value_key="mean_majority_share", needs_cells=False),
 )
 
-#: Every threshold by name, in the order gates are reported.
-THRESHOLDS: dict[str, Threshold] = {threshold.name: threshold for threshold in _ALL}
+#: FairDD's headline disparities lead the gate list; the other metrics follow in the table's order.
+LEADING_METRICS = ("deo_max", "deo_avg")
 
 
-def threshold_names() -> list[str]:
-    return list(THRESHOLDS)
+def _gated_metrics() -> list[Metric]:
+    ordered = [METRICS[name] for name in LEADING_METRICS if name in METRICS]
+    ordered += [metric for name, metric in METRICS.items() if name not in LEADING_METRICS]
+    return [metric for metric in ordered if metric.gate]
+
+
+#: Every threshold by name, in the order gates are reported (metrics, amplification, composition).
+THRESHOLDS: dict[str, Threshold] = {
+    threshold.name: threshold
+    for threshold in (*(metric_threshold(m) for m in _gated_metrics()), *AMPLIFICATION_THRESHOLDS,
+                      *COMPOSITION_THRESHOLDS)
+}

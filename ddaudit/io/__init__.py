@@ -18,6 +18,7 @@ from ddaudit.io._registry import (
 # Importing the reader modules registers their formats.
 from ddaudit.io import _trajectory, _dc, _idc, _containers, _imagefolder  # noqa: E402,F401
 from ddaudit.io._idc import decode_multiformation
+from ddaudit.io._lr import read_lr
 
 __all__ = [
     "SyntheticSet",
@@ -26,5 +27,6 @@ __all__ = [
     "describe_formats",
     "detect_format",
     "load_synthetic",
+    "read_lr",
     "register_reader",
 ]

@@ -13,17 +13,12 @@ import math
 
 from ddaudit.errors import InputError
 
+from . import _catalogue  # noqa: F401 - registers every metric in the table
 from . import _messages as msg
+from ._registry import disparity_names
 
-#: Metrics compared by default: the disparities (lower is fairer).
-DISPARITY_METRICS = (
-    "deo_max",
-    "deo_avg",
-    "accuracy_gap",
-    "equalized_odds_difference",
-    "demographic_parity_difference",
-    "bias_amplification",
-)
+#: Metrics compared by default: the disparities of the metric table (lower is fairer).
+DISPARITY_METRICS = disparity_names()
 #: A reference value smaller than this in magnitude gives no ratio.
 RATIO_MIN_REFERENCE = 1e-3
 

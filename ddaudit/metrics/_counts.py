@@ -57,6 +57,15 @@ def count_table(y: np.ndarray, a: np.ndarray, pred: np.ndarray, num_classes: int
     return correct.astype(np.int64), total.astype(np.int64)
 
 
+def predicted_table(a: np.ndarray, pred: np.ndarray, num_classes: int, num_groups: int) -> np.ndarray:
+    """``#{yhat = k, A = g}`` per evaluator, shape ``(E, K, G)``: how often each group is predicted as each class."""
+    evaluators = pred.shape[0]
+    cells = num_classes * num_groups
+    flat = np.arange(evaluators)[:, None] * cells + pred * num_groups + a[None, :]
+    counts = np.bincount(flat.ravel(), minlength=evaluators * cells)
+    return counts.reshape(evaluators, num_classes, num_groups).astype(np.int64)
+
+
 def cell_accuracy(correct, total, *, empty_as_zero: bool = False) -> np.ndarray:
     """Accuracy ``correct / total`` per cell, NaN where a cell has no samples.
 

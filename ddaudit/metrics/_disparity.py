@@ -79,3 +79,44 @@ def accuracy(correct, total):
     hits = np.asarray(correct, dtype=np.float64).sum(axis=(-2, -1))
     size = float(np.asarray(total).sum())
     return _scalar(hits / size if size > 0 else np.full(np.shape(hits), np.nan))
+
+
+def class_accuracy_gap(correct, total):
+    """Class-wise unfairness (Rong et al.): ``max_y Acc(y) - min_y Acc(y)``, groups pooled.
+
+    ``Acc(y) = #{yhat = y, Y = y} / #{Y = y}`` over the classes present in the
+    test set; NaN when fewer than 2 are present.
+    """
+    hits = np.asarray(correct, dtype=np.float64).sum(axis=-1)
+    size = np.broadcast_to(np.asarray(total, dtype=np.float64).sum(axis=-1), hits.shape)
+    acc = np.full(hits.shape, np.nan)
+    np.divide(hits, size, out=acc, where=size > 0)
+    present = ~np.isnan(acc)
+    gap = np.where(present, acc, -np.inf).max(axis=-1) - np.where(present, acc, np.inf).min(axis=-1)
+    return _scalar(np.where(present.sum(axis=-1) >= 2, gap, np.nan))
+
+
+def class_precision_gaps(correct, predicted) -> np.ndarray:
+    """Per class, ``max_a Prec(y, a) - min_a Prec(y, a)``, shape ``(..., K)``.
+
+    ``Prec(y, a) = #{yhat = y, Y = y, A = a} / #{yhat = y, A = a}``: of group
+    ``a``'s samples predicted as ``y``, the share that truly are ``y``. Groups
+    never predicted as ``y`` have no precision and are skipped; a class with
+    fewer than 2 such groups has no gap (NaN).
+    """
+    hits = np.asarray(correct, dtype=np.float64)
+    claimed = np.asarray(predicted, dtype=np.float64)
+    precision = np.full(hits.shape, np.nan)
+    np.divide(hits, claimed, out=precision, where=claimed > 0)
+    return class_gaps(precision)
+
+
+def sufficiency_gap_max(correct, predicted):
+    """COBRA's sufficiency gap: the largest per-class precision gap between groups.
+
+    ``max_y (max_a Prec(y, a) - min_a Prec(y, a))`` with :func:`class_precision_gaps`;
+    NaN when no class has 2 groups predicted as it.
+    """
+    gaps = class_precision_gaps(correct, predicted)
+    defined = ~np.isnan(gaps)
+    return _scalar(np.where(defined.any(axis=-1), np.where(defined, gaps, -np.inf).max(axis=-1), np.nan))

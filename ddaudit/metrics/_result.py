@@ -34,29 +34,20 @@ import numpy as np
 from ddaudit.errors import ConfigError, InputError
 
 from . import _messages as msg
-from ._counts import cell_accuracy, cell_ids, count_table, small_cells
+from . import _catalogue  # noqa: F401 - registers every metric in the table
+from ._counts import cell_accuracy, cell_ids, count_table, predicted_table, small_cells
 from ._directional import pair_signs, row_scores
-from ._disparity import accuracy, accuracy_gap, class_gaps, deo, group_accuracy, worst_group_accuracy
+from ._disparity import class_gaps, group_accuracy
 from ._fairlearn_views import one_vs_rest_demographic_parity, one_vs_rest_equalized_odds
 from ._inputs import as_count, as_labels, as_predictions
 from ._intervals import metric_intervals, prediction_counts
+from ._registry import METRICS, CountTables, bootstrapped_names, metric_names
 from ._uncertainty import basic_interval, percentile_interval, stratified_resample_sums, t_interval
 
-#: Every metric :func:`compute_metrics` reports, in report order.
-METRIC_NAMES = (
-    "accuracy",
-    "worst_group_accuracy",
-    "deo_max",
-    "deo_avg",
-    "accuracy_gap",
-    "equalized_odds_difference",
-    "demographic_parity_difference",
-    "bias_amplification",
-)
+#: Every metric :func:`compute_metrics` reports, in report order (the metric table's order).
+METRIC_NAMES = metric_names()
 #: Metrics whose interval comes from the test-set bootstrap.
-BOOTSTRAPPED = ("accuracy", "worst_group_accuracy", "deo_max", "deo_avg", "accuracy_gap", "bias_amplification")
-#: Range each metric can take; intervals are clipped to it.
-METRIC_BOUNDS = {name: (0.0, 1.0) for name in METRIC_NAMES} | {"bias_amplification": (-1.0, 1.0)}
+BOOTSTRAPPED = bootstrapped_names()
 #: Bootstrap interval kinds :func:`compute_metrics` accepts.
 INTERVALS = ("basic", "percentile")
 #: How many cells a warning names before it says "and N more".
@@ -114,17 +105,13 @@ def _names(names, count: int, name: str) -> list[str]:
     return names
 
 
-def _count_metrics(correct: np.ndarray, total: np.ndarray, empty_as_zero: bool) -> dict[str, np.ndarray]:
-    """The count-based metrics for every leading index of ``correct`` (..., K, G)."""
-    acc = cell_accuracy(correct, total, empty_as_zero=empty_as_zero)
-    deo_max, deo_avg = deo(acc)
-    return {
-        "accuracy": accuracy(correct, total),
-        "worst_group_accuracy": worst_group_accuracy(acc),
-        "deo_max": deo_max,
-        "deo_avg": deo_avg,
-        "accuracy_gap": accuracy_gap(correct, total),
-    }
+def _evaluate(tables: CountTables, names, evaluators_axis: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """Each named metric of *tables*; a metric the tables cannot define is NaN (shape ``evaluators_axis``)."""
+    out = {}
+    for name in names:
+        value = METRICS[name].function(tables)
+        out[name] = np.full(evaluators_axis, np.nan) if value is None else np.asarray(value, dtype=np.float64)
+    return out
 
 
 def _validated(y_true, groups, predictions, num_classes, num_groups, train_y, train_a):
@@ -158,10 +145,14 @@ def _bootstrap(y, a, pred, total, signs, num_classes, num_groups, n_boot, seed, 
     means = {name: [] for name in BOOTSTRAPPED}
     for sums in stratified_resample_sums(np.concatenate(values), cells, num_classes * num_groups, n_boot, seed):
         correct = sums[:, :evaluators].reshape(sums.shape[0], evaluators, num_classes, num_groups)
-        for name, value in _count_metrics(correct, total, empty_as_zero).items():
-            means[name].append(value.mean(axis=1))
-        if defined:
-            means["bias_amplification"].append((sums[:, evaluators:].sum(axis=2) / defined).mean(axis=1))
+        tables = CountTables(
+            correct, total, empty_as_zero=empty_as_zero,
+            bias_amplification=sums[:, evaluators:].sum(axis=2) / defined if defined else None,
+        )
+        for name in BOOTSTRAPPED:
+            value = METRICS[name].function(tables)
+            if value is not None:
+                means[name].append(np.asarray(value, dtype=np.float64).mean(axis=1))
     return {name: np.concatenate(chunks) for name, chunks in means.items() if chunks}
 
 
@@ -187,9 +178,10 @@ def _summary(name: str, per_evaluator: np.ndarray, boot: np.ndarray | None, conf
              interval: str) -> dict:
     per_evaluator = np.asarray(per_evaluator, dtype=np.float64)
     mean = float(per_evaluator.mean())
-    models = t_interval(per_evaluator, confidence, METRIC_BOUNDS[name])
+    bounds = METRICS[name].bounds
+    models = t_interval(per_evaluator, confidence, bounds)
     if boot is not None and interval == "basic":
-        ci, method = basic_interval(boot, mean, confidence, METRIC_BOUNDS[name]), "bootstrap-basic"
+        ci, method = basic_interval(boot, mean, confidence, bounds), "bootstrap-basic"
     elif boot is not None:
         ci, method = percentile_interval(boot, confidence), "bootstrap-percentile"
     elif models is not None:
@@ -258,14 +250,14 @@ def compute_metrics(y_true, groups, predictions, *, num_classes: int, num_groups
     group_names = _names(group_names, num_groups, "group_names")
 
     correct, total = count_table(y, a, pred, num_classes, num_groups)
-    per_evaluator = _count_metrics(correct, total, empty_as_zero)
     eod_by_class, dpd_by_class = _fairlearn_views(y, a, pred, num_classes)
-    per_evaluator["equalized_odds_difference"] = _nanmax_rows(eod_by_class)
-    per_evaluator["demographic_parity_difference"] = _nanmax_rows(dpd_by_class)
     defined_pairs = int(np.count_nonzero(signs)) if signs is not None else 0
-    per_evaluator["bias_amplification"] = (
-        row_scores(y, a, pred, signs).sum(axis=1) / defined_pairs if defined_pairs
-        else np.full(pred.shape[0], np.nan))
+    tables = CountTables(
+        correct, total, predicted=predicted_table(a, pred, num_classes, num_groups),
+        eod_by_class=eod_by_class, dpd_by_class=dpd_by_class, empty_as_zero=empty_as_zero,
+        bias_amplification=row_scores(y, a, pred, signs).sum(axis=1) / defined_pairs if defined_pairs else None,
+    )
+    per_evaluator = _evaluate(tables, METRIC_NAMES, (pred.shape[0],))
 
     boot = _bootstrap(y, a, pred, total, signs, num_classes, num_groups, n_boot, seed, empty_as_zero) if n_boot else {}
     metrics = {name: _summary(name, per_evaluator[name], boot.get(name), confidence, interval)
@@ -305,11 +297,6 @@ def _fairlearn_views(y, a, pred, num_classes) -> tuple[np.ndarray, np.ndarray]:
     eod = np.array([one_vs_rest_equalized_odds(y, a, p, num_classes)[1] for p in pred])
     dpd = np.array([one_vs_rest_demographic_parity(y, a, p, num_classes)[1] for p in pred])
     return eod, dpd
-
-
-def _nanmax_rows(values: np.ndarray) -> np.ndarray:
-    defined = ~np.isnan(values)
-    return np.where(defined.any(axis=1), np.where(defined, values, -np.inf).max(axis=1), np.nan)
 
 
 def _cell_rows(correct, total, min_group_size, names) -> list[dict]:

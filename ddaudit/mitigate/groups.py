@@ -22,10 +22,11 @@ import math
 
 import torch
 
+from ddaudit.choices import MATCHING_MODES
 from ddaudit.errors import ConfigError, InputError
 
 #: Matching modes understood by :func:`row_scales` and ``@fair_matching``.
-MODES = ("none", "sync", "barycenter", "weights")
+MODES = MATCHING_MODES
 
 ERR_UNKNOWN_MODE = "unknown matching mode {mode!r}; use one of: none, sync, barycenter, weights"
 ERR_GROUPS_NEEDED = "mode {mode!r} needs the protected group of every real row; pass groups"

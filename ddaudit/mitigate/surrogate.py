@@ -122,18 +122,13 @@ def random_affine_views(x: torch.Tensor, generator: torch.Generator, max_shift: 
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` is the first GPU when there is one, else the CPU; a missing GPU is a ConfigError."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """:func:`ddaudit.devices.resolve_device` as a ``torch.device``, with this module's message."""
+    from ddaudit.devices import resolve_device as resolve
+
     try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError):
+        return torch.device(resolve(device))
+    except ConfigError:
         raise ConfigError(ERR_DEVICE.format(device=str(device))) from None
-    if device.type == "cuda" and (
-        not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()
-    ):
-        raise ConfigError(ERR_DEVICE.format(device=str(device)))
-    return device
 
 
 def _check_images(images: torch.Tensor, labels: torch.Tensor) -> None:

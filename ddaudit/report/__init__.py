@@ -1,18 +1,34 @@
-"""Views of an audit report: a rich table for humans, JSON, Markdown, files.
+"""The audit report and its views: a rich table for humans, JSON, Markdown, files.
 
-The report is a plain dict (schema ``ddaudit.report/1``); every function here
-only reads it.
+:class:`AuditReport` is what :func:`ddaudit.audit` returns; ``to_dict()`` is
+its ``ddaudit.report/1`` JSON, ``to_markdown()`` and ``render()`` its human
+views. Every function here only reads a report.
+
+The pictures and the HTML page need torch and matplotlib: they load on first
+use, so ``ddaudit gate`` (which reads reports) never imports torch.
 """
 
+
+from ddaudit._lazy import lazy_getattr
+from ddaudit.report._audit_report import SCHEMA, AuditReport, as_report
 from ddaudit.report._composition import composition_markdown, composition_rows, composition_summary, render_composition
 from ddaudit.report._files import check_writable, json_ready, write_json, write_text
-from ddaudit.report._html import to_html
 from ddaudit.report._markdown import to_markdown
-from ddaudit.report._plots import PictureInputs, render_pictures, save_figures
 from ddaudit.report._table import render_report
+
+_LAZY = {
+    "ddaudit.report._plots": ("PictureInputs", "render_pictures", "save_figures"),
+    "ddaudit.report._html": ("to_html",),
+}
+
+__getattr__ = lazy_getattr(__name__, _LAZY)
+
 
 __all__ = [
     "PictureInputs",
+    "SCHEMA",
+    "AuditReport",
+    "as_report",
     "check_writable",
     "composition_markdown",
     "composition_rows",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ddaudit.report._audit_report import NOT_GATED, as_report
 from ddaudit.report._rows import cell_matrix, headline_rows
 
 
@@ -20,25 +21,32 @@ def _gate_value(gate: dict) -> str:
     return str(gate.get("value"))
 
 
-def to_markdown(report: dict) -> str:
-    syn, real, settings = report.get("synthetic", {}), report.get("real", {}), report.get("settings", {})
+def to_markdown(report, gates=None) -> str:
+    """*report* (an :class:`AuditReport` or its JSON dict) as Markdown; *gates*, a
+    :class:`ddaudit.gate.GateOutcome`, adds the status and a table of gates (a gated
+    JSON dict shows the gates it recorded)."""
+    recorded = report if isinstance(report, dict) and gates is None else {}
+    recorded = gates.to_dict() if gates is not None else recorded
+    status, gate_rows = recorded.get("status", NOT_GATED), recorded.get("gates") or []
+    report = as_report(report)
+    syn, real, settings = report.synthetic, report.real, report.settings
     proto = settings.get("protocol", {})
-    refs = list(report.get("reference", {}))
+    refs = list(report.reference)
     lines = [
         f"## ddaudit: `{syn.get('path')}` on {real.get('name')}",
         "",
-        f"Status: **{report.get('status')}**. {syn.get('images')} synthetic images ({syn.get('format')}, "
+        f"Status: **{status}**. {syn.get('images')} synthetic images ({syn.get('format')}, "
         f"ipc {syn.get('ipc')}); {settings.get('num_eval')} x {proto.get('model')} evaluators, protocol "
         f"{proto.get('name')} ({proto.get('epochs')} epochs, aug {proto.get('aug')}), seed {settings.get('seed')}.",
         "",
     ]
     header = ["metric (%)", "distilled (mean ± std)", "CI", *[f"ref: {r}" for r in refs]]
-    if report.get("amplification"):
+    if report.amplification:
         header.append("amplification (ratio / diff)")
     rows = []
     for row in headline_rows(report):
         cells = [row["label"], row["value"], row["ci"], *(row["references"].get(r, "") for r in refs)]
-        if report.get("amplification"):
+        if report.amplification:
             cells.append(row["amplification"])
         rows.append(cells)
     lines += _table(header, rows)
@@ -46,15 +54,15 @@ def to_markdown(report: dict) -> str:
     if classes and groups:
         lines += ["", "Accuracy % (test count) per class x group:", ""]
         lines += _table(["class", *map(str, groups)], [[str(c), *r] for c, r in zip(classes, grid)])
-    if report.get("gates"):
+    if gate_rows:
         lines += ["", "Gates:", ""]
         lines += _table(
             ["gate", "value [interval]", "threshold", "result", "why"],
             [[g.get("name"), _gate_value(g), f"{g.get('operator')} {g.get('threshold')}",
               "inconclusive" if g.get("inconclusive") else ("pass" if g.get("passed") else "FAIL"),
               str(g.get("reason") or "").replace("|", "\\|")]
-             for g in report["gates"]],
+             for g in gate_rows],
         )
-    if report.get("warnings"):
-        lines += ["", "Warnings:", ""] + [f"- {w}" for w in report["warnings"]]
+    if report.warnings:
+        lines += ["", "Warnings:", ""] + [f"- {w}" for w in report.warnings]
     return "\n".join(lines) + "\n"

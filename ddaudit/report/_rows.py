@@ -1,17 +1,14 @@
-"""The headline rows every view shows, computed once so views cannot disagree."""
+"""The headline rows every view shows, computed once so views cannot disagree.
+
+Rows follow the metric table (:data:`ddaudit.metrics.METRICS`): its order, its
+labels and its directions; a metric a report does not hold (e.g. one added
+after the report was saved) has no row.
+"""
 
 from __future__ import annotations
 
-HEADLINE = (
-    ("accuracy", "Accuracy", "higher"),
-    ("worst_group_accuracy", "Worst-group accuracy", "higher"),
-    ("deo_max", "DEO_M", "lower"),
-    ("deo_avg", "DEO_A", "lower"),
-    ("accuracy_gap", "Group accuracy gap", "lower"),
-    ("equalized_odds_difference", "Equalized-odds diff. (OvR, max)", "lower"),
-    ("demographic_parity_difference", "Demographic-parity diff. (OvR, max)", "lower"),
-    ("bias_amplification", "Bias amplification A->T", "lower"),
-)
+from ddaudit.metrics import METRICS
+from ddaudit.report._audit_report import AuditReport, as_report
 
 
 def pct(value) -> str:
@@ -19,40 +16,44 @@ def pct(value) -> str:
     return "n/a" if value is None or value != value else f"{100 * value:.2f}"
 
 
-def headline_rows(report: dict) -> list[dict]:
+def _amplification_cell(amp: dict) -> str:
+    if not amp:
+        return ""
+    ratio, difference = amp.get("ratio"), amp.get("difference")
+    if difference is None:
+        return "n/a"
+    return f"{'-' if ratio is None else f'x{ratio:.2f}'} / {100 * difference:+.2f}"
+
+
+def headline_rows(report: AuditReport | dict) -> list[dict]:
     """One row per metric: distilled mean/std/CI, each reference, amplification."""
-    refs = report.get("reference", {})
+    report = as_report(report)
     rows = []
-    for key, label, better in HEADLINE:
-        metric = report.get("metrics", {}).get(key)
-        if metric is None:
+    for key, metric in METRICS.items():
+        summary = report.metrics.get(key)
+        if summary is None:
             continue
-        ci = metric.get("ci") or [None, None]
-        amp = report.get("amplification", {}).get(key, {})
-        ratio = amp.get("ratio")
+        ci = summary.get("ci") or [None, None]
         rows.append({
             "key": key,
-            "label": label,
-            "better": better,
-            "value": f"{pct(metric.get('mean'))} ± {pct(metric.get('std'))}",
+            "label": metric.label,
+            "better": metric.direction,
+            "value": f"{pct(summary.get('mean'))} ± {pct(summary.get('std'))}",
             "ci": f"[{pct(ci[0])}, {pct(ci[1])}]",
-            "references": {name: pct(ref["metrics"].get(key, {}).get("mean")) for name, ref in refs.items()},
-            "amplification": (
-                "" if not amp else
-                f"x{ratio:.2f} / {100 * amp['difference']:+.2f}" if ratio is not None and amp.get("difference") is not None else
-                f"- / {100 * amp['difference']:+.2f}" if amp.get("difference") is not None else "n/a"
-            ),
+            "references": {name: pct(ref["metrics"].get(key, {}).get("mean"))
+                           for name, ref in report.reference.items()},
+            "amplification": _amplification_cell(report.amplification.get(key, {})),
         })
     return rows
 
 
-def cell_matrix(report: dict) -> tuple[list[str], list[str], list[list[str]]]:
+def cell_matrix(report: AuditReport | dict) -> tuple[list[str], list[str], list[list[str]]]:
     """(class names, group names, formatted accuracy/count per class x group)."""
-    real = report.get("real", {})
-    classes = real.get("class_names") or []
-    groups = real.get("group_names") or []
+    report = as_report(report)
+    classes = report.real.get("class_names") or []
+    groups = report.real.get("group_names") or []
     grid = [["-" for _ in groups] for _ in classes]
-    for cell in report.get("cells", []):
+    for cell in report.cells:
         c, g = cell["class"], cell["group"]
         if c < len(classes) and g < len(groups):
             acc = cell.get("accuracy")

@@ -6,11 +6,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ddaudit.report._audit_report import as_report
 from ddaudit.report._rows import cell_matrix, headline_rows
 
 
-def render_report(report: dict, console: Console, *, show_cells: bool = True) -> None:
-    syn, real, settings = report.get("synthetic", {}), report.get("real", {}), report.get("settings", {})
+def render_report(report, console: Console, *, show_cells: bool = True) -> None:
+    """The headline table, the per-cell table and the warnings of *report*
+    (an :class:`AuditReport` or its JSON dict) on *console*."""
+    report = as_report(report)
+    syn, real, settings = report.synthetic, report.real, report.settings
     proto = settings.get("protocol", {})
     title = (
         f"{syn.get('path')} ({syn.get('format')}, {syn.get('images')} images, ipc {syn.get('ipc')}) "
@@ -20,14 +24,14 @@ def render_report(report: dict, console: Console, *, show_cells: bool = True) ->
     table.add_column("metric (%)")
     table.add_column("distilled: mean ± std", justify="right")
     table.add_column("95% CI" if settings.get("confidence", 0.95) == 0.95 else "CI", justify="right")
-    ref_names = list(report.get("reference", {}))
+    ref_names = list(report.reference)
     for name in ref_names:
         table.add_column(f"ref: {name.replace('_', ' ')}", justify="right")
-    if report.get("amplification"):
+    if report.amplification:
         table.add_column("amplification (ratio / diff)", justify="right")
     for row in headline_rows(report):
         cells = [row["label"], row["value"], row["ci"], *(row["references"].get(n, "") for n in ref_names)]
-        if report.get("amplification"):
+        if report.amplification:
             cells.append(row["amplification"])
         table.add_row(*cells)
     console.print(table)
@@ -45,7 +49,7 @@ def render_report(report: dict, console: Console, *, show_cells: bool = True) ->
         for name, row in zip(classes, grid):
             cells.add_row(str(name), *row)
         console.print(cells)
-    recovery = report.get("recovery") or {}
+    recovery = report.sections.get("recovery") or {}
     if "weights" in recovery:
         w = recovery["weights"]
         console.print(
@@ -54,5 +58,5 @@ def render_report(report: dict, console: Console, *, show_cells: bool = True) ->
         )
     if "pseudo_groups" in recovery:
         console.print(f"pseudo-groups: adjusted Rand index {recovery['pseudo_groups']['ari']:.3f} against the true groups")
-    for warning in report.get("warnings", []):
+    for warning in report.warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)

@@ -28,11 +28,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ddaudit.choices import EXPERT_STRATEGIES  # expert-training strategies for ``--experts``
 from ddaudit.errors import ConfigError
 from ddaudit.mitigate.groups import row_scales
 
-#: Expert-training strategies for ``--experts``.
-EXPERT_STRATEGIES = ("sample", "reweight")
 ERR_STRATEGY = "unknown --experts {value!r}; use sample (group-balanced batches) or reweight (weighted cross-entropy)"
 
 

@@ -222,12 +222,16 @@ class PatchSession:
             path = getattr(module, "__file__", None)
             return bool(path) and os.path.realpath(path).startswith(root)
 
+        before = dict(sys.modules)
         shadowed = {name: sys.modules.pop(name) for name in local if name in sys.modules and not inside(sys.modules[name])}
 
         def restore() -> None:
-            for name in [n for n, m in list(sys.modules.items()) if inside(m)]:
+            # Forget only what the run added or replaced: modules the caller had
+            # before (its own __main__ may live in the codebase folder) stay as they were.
+            for name in [n for n, m in list(sys.modules.items()) if inside(m) and before.get(n) is not m]:
                 del sys.modules[name]
-            sys.modules.update(shadowed)
+            sys.modules.update((name, module) for name, module in before.items()
+                               if name not in sys.modules and (name in shadowed or inside(module)))
 
         self.stack.callback(restore)
         sys.path.insert(0, str(self.root))
