@@ -40,7 +40,8 @@ def test_same_seed_same_report_and_the_steps_compose_to_audit(real, syn):
     loaded, real_data = load_inputs(syn, real)
     aligned = align_pixel_space(loaded, real_data)
     proto = evaluation_protocol("quick", TINY, loaded)
-    evaluators = Evaluators(proto, derive_seeds(7, 2), aligned.test.x, real_data.num_classes, "cpu")
+    evaluators = Evaluators(proto, derive_seeds(7, 2), aligned.test.x, real_data.num_classes, "cpu",
+                            precision=first.settings["precision"], compile=first.settings["compile"])
     preds = evaluators.predict("distilled set", aligned.syn_x, loaded.labels)
     assert np.array_equal(preds, first.predictions["y_pred"])
     measured = Measurer(aligned.test, aligned.train, real_data, 50, 0.95, 7, 20)(preds)

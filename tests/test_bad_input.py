@@ -72,6 +72,7 @@ def traps(monkeypatch) -> list[str]:
     import ddaudit.evaluate.engine
     import ddaudit.hooks.patchers._session
     import ddaudit.mitigate.surrogate
+    import ddaudit.mitigate.without_labels
     import ddaudit.probe._probe
 
     reached: list[str] = []
@@ -85,6 +86,7 @@ def traps(monkeypatch) -> list[str]:
 
     for module, name in ((ddaudit.evaluate, "train_and_predict"), (ddaudit.distributed, "train_and_predict"), (ddaudit.evaluate.engine, "train_and_predict"),
                          (ddaudit.distill, "distill_dm"), (ddaudit.mitigate.surrogate, "surrogate_embeddings"),
+                         (ddaudit.mitigate.without_labels, "label_free"),
                          (ddaudit.probe._probe, "load_or_train"),
                          (ddaudit.hooks.patchers._session, "run_as_main")):
         monkeypatch.setattr(module, name, trap(f"{module.__name__}.{name}"))

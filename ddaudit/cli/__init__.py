@@ -37,6 +37,8 @@ for _info in app.registered_commands:
 #: Commands every torchrun rank runs on its own: ``run`` executes a third-party
 #: script, which may start its own process group.
 PER_RANK_COMMANDS = ("run",)
+#: Commands that never train: they start without loading torch, in one process.
+LIGHT_COMMANDS = ("gate", "datasets")
 
 
 def main() -> None:
@@ -45,10 +47,13 @@ def main() -> None:
     Under torchrun, rank 0 runs the command and the other ranks train their
     share of its evaluators (:mod:`ddaudit.distributed`).
     """
+    if len(sys.argv) < 2 or sys.argv[1] in LIGHT_COMMANDS:
+        app()
+        return
     from ddaudit.evaluate.runtime import keep_freed_memory
 
     keep_freed_memory()  # large tensors are freed and re-allocated every step: keep the pages
-    if len(sys.argv) > 1 and sys.argv[1] in PER_RANK_COMMANDS:
+    if sys.argv[1] in PER_RANK_COMMANDS:
         app()
         return
     from ddaudit.distributed import launch

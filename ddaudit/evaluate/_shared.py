@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ddaudit.choices import COMPILE_SETTINGS, PRECISIONS  # the settings the CLI offers (kept free of torch)
 from ddaudit.errors import ConfigError, InputError
 from ddaudit.evaluate.augment import AugDraws, DiffAugment
 
@@ -35,8 +36,6 @@ NO_SEEDS = "at least one evaluator seed is needed"
 UNKNOWN_PRECISION = "unknown precision {value!r}: use auto, fp32 or bf16"
 UNKNOWN_COMPILE = "unknown compile setting {value!r}: use auto, on or off"
 
-PRECISIONS = ("auto", "fp32", "bf16")
-COMPILE_SETTINGS = ("auto", "on", "off")
 
 #: ``compile="auto"`` compiles an evaluator's training step from this many steps
 #: per evaluator, and test prediction from this many test images x evaluators.

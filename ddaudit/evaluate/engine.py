@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ddaudit.choices import ENGINES  # the engines the CLI offers (kept free of torch)
 from ddaudit.errors import ConfigError
 from ddaudit.evaluate._shared import (
     PREDICT_BATCH,
@@ -27,7 +28,6 @@ from ddaudit.evaluate.models import is_batchable
 from ddaudit.evaluate.protocol import Protocol, get_protocol
 from ddaudit.evaluate.sequential import SequentialEnsemble, train_sequential
 
-ENGINES = ("auto", "batched", "sequential")
 UNKNOWN_ENGINE = "unknown engine {engine!r}: use one of auto, batched, sequential"
 NOT_BATCHABLE = "model {model} uses BatchNorm and cannot be trained batched: use the sequential engine (--sequential)"
 BAD_MAX_BATCHED = "max_batched must be a positive integer, got {value!r}"
