@@ -20,8 +20,6 @@ BAD_FILE_LIST = "tensors preset takes 'tensors:TEST.pt' or 'tensors:TRAIN.pt,TES
 MISSING_FILE = "tensor file {path} does not exist"
 UNSAFE_FILE = "cannot load {path} safely (weights_only=True): {why}"
 BAD_CONTENT = "{path}: {why}; expected a dict with x (N,C,H,W float), y (N,) and a (N,) integer tensors"
-SHAPE_MISMATCH = "train images are {train} per image but test images are {test}: both files must share C, H, W"
-BAD_NAMES = "{path}: {key} must be a list of at least {count} strings"
 
 
 def _load(path: Path) -> dict:
@@ -56,6 +54,10 @@ def _tensors(path: Path, content: dict) -> GroupTensors:
     if not bool(torch.isfinite(x).all()):
         raise InputError(BAD_CONTENT.format(path=path, why="x contains NaN or infinite values"))
     return GroupTensors(x.to(torch.float32).contiguous(), y.to(torch.int64), a.to(torch.int64))
+
+
+BAD_NAMES = "{path}: {key} must be a list of at least {count} strings"
+SHAPE_MISMATCH = "train images are {train} per image but test images are {test}: both files must share C, H, W"
 
 
 def _names(contents: list[tuple[Path, dict]], key: str, count: int) -> list[str]:

@@ -209,19 +209,10 @@ def reference_subset(real: RealData, labels: torch.Tensor, seed: int) -> GroupTe
 def _in_real_space(syn: SyntheticSet, real: RealData, space: str, mean, std):
     """Synthetic pixels in the real data's space (as ``check`` converts them), the real
     splits in the same space (whitened for ZCA), and any pixel-space warning."""
-    from ddaudit.auditing import fit_zca, pixel_warning, resolve_space, to_real_space
+    from ddaudit.data import align_pixel_space
 
-    space = resolve_space(space, syn)
-    syn_x, space = to_real_space(syn.images, real, space, mean, std)
-    train, test = real.train, real.test
-    if space == "zca":
-        if train is None:
-            raise InputError("--space zca needs the real training data to fit the whitening; this --real has none")
-        whiten = fit_zca(train.x)
-        train = GroupTensors(whiten(train.x), train.y, train.a)
-        test = GroupTensors(whiten(test.x), test.y, test.a)
-    note = pixel_warning(syn_x, test.x)
-    return syn_x, space, train, test, [note] if note else []
+    aligned = align_pixel_space(syn, real, space, mean, std)
+    return aligned.syn_x, aligned.space, aligned.train, aligned.test, aligned.warnings
 
 
 def set_pictures(
