@@ -7,6 +7,7 @@ stdout. Errors the user can fix exit with the codes in :mod:`ddaudit.errors`.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -47,7 +48,8 @@ def main() -> None:
     Under torchrun, rank 0 runs the command and the other ranks train their
     share of its evaluators (:mod:`ddaudit.distributed`).
     """
-    if len(sys.argv) < 2 or sys.argv[1] in LIGHT_COMMANDS:
+    launched = int(os.environ.get("WORLD_SIZE", "1") or 1) > 1  # under torchrun: rank 0 alone runs it
+    if len(sys.argv) < 2 or (sys.argv[1] in LIGHT_COMMANDS and not launched):
         app()
         return
     from ddaudit.evaluate.runtime import keep_freed_memory
