@@ -173,6 +173,7 @@ def test_two_torchrun_processes_give_the_single_process_report(tiny_set, tmp_pat
     assert "on the random real subset: done (12 steps" in single.stderr
     assert "on the distilled set: done (8 steps" in multi.stderr
     assert "on the random real subset: done (4 steps" in multi.stderr
+    assert "device cpu (2 processes);" in multi.stderr and "processes)" not in single.stderr
 
     one = json.loads((single_dir / "report.json").read_text())
     two = json.loads((multi_dir / "report.json").read_text())

@@ -38,7 +38,7 @@ def render_report(report, console: Console, *, show_cells: bool = True) -> None:
     console.print(
         f"[dim]{settings.get('num_eval')} x {proto.get('model')} evaluators, protocol {proto.get('name')} "
         f"({proto.get('epochs')} epochs, aug {proto.get('aug')}), seed {settings.get('seed')}, "
-        f"device {settings.get('device')}; final-epoch accuracy on {real.get('test_size')} real test images[/dim]"
+        f"device {settings.get('device')}{_processes(settings)}; final-epoch accuracy on {real.get('test_size')} real test images[/dim]"
     )
     classes, groups, grid = cell_matrix(report)
     if show_cells and classes and groups and len(groups) <= 12:
@@ -60,3 +60,9 @@ def render_report(report, console: Console, *, show_cells: bool = True) -> None:
         console.print(f"pseudo-groups: adjusted Rand index {recovery['pseudo_groups']['ari']:.3f} against the true groups")
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
+
+
+def _processes(settings: dict) -> str:
+    """How many torchrun processes shared the training, when more than one."""
+    count = settings.get("world_size") or 1
+    return f" ({count} processes)" if count > 1 else ""
