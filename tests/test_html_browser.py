@@ -118,3 +118,34 @@ def test_missing_browser_fails_under_ci(tmp_path):
     )
     assert proc.returncode == 1, proc.stdout[-2000:]
     assert "no Chromium is installed" in proc.stdout
+
+
+@pytest.fixture(scope="module")
+def check_page(tmp_path_factory) -> Path:
+    """The page `ddaudit check --html` writes (evaluators, references, probe) for a collapsed set."""
+    folder = tmp_path_factory.mktemp("check-page")
+    real = load_real("cmnist-fg", n_train=2000, n_test=60)
+    rows = torch.cat([torch.nonzero((real.train.y == c) & (real.train.a == c)).flatten()[:10] for c in range(10)])
+    synthetic = folder / "res_collapsed.pt"
+    torch.save({"data": [[real.train.x[rows], real.train.y[rows]]]}, synthetic)
+    page = folder / "report.html"
+    proc = subprocess.run(
+        [DDAUDIT, "check", str(synthetic), "--real", "cmnist-fg", "--real-option", "n_train=2000",
+         "--real-option", "n_test=60", "--protocol", "quick", "--model", "ConvNetW32", "--epochs", "10",
+         "--num-eval", "2", "--n-boot", "50", "--device", "cpu", "--cache-dir", str(folder / "cache"),
+         "--max-majority-share", "0.5", "--html", str(page)],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 1, proc.stderr
+    return page
+
+
+def test_browser_shows_the_check_page(browser, check_page, tmp_path):
+    proc = render(browser, check_page, tmp_path / "profile", "--dump-dom")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dom = proc.stdout
+    for section in ("verdict", "gates", "metrics", "composition", "cells", "pictures", "settings"):
+        assert f'id="{section}"' in dom, section
+    assert ">FAIL<" in dom and "DEO_M" in dom and "95% CI" in dom and "ref: random subset" in dom
+    assert dom.count("data:image/png;base64,") == 4  # grid by group, composition, accuracy per cell, references
+    assert console_lines(proc.stderr) == []

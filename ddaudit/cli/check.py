@@ -12,6 +12,7 @@ from ddaudit.choices import COMPILE_SETTINGS, ENGINES, PRECISIONS, choice_enum
 from ddaudit.cli import _data_options as dopt
 from ddaudit.cli import _gate_options as gopt
 from ddaudit.cli._common import handle_errors, make_console, phase_progress
+from ddaudit.cli._pictures import check_visual_outputs, write_visuals
 
 #: ``--engine``, ``--precision`` and ``--compile`` choices, from the library's tuples.
 Engine = choice_enum("Engine", ENGINES)
@@ -56,7 +57,8 @@ def check(
     compile: Annotated[Compile, typer.Option("--compile", help="torch.compile the evaluators (sequential engine): on, off, or auto (on a CPU with a C++ compiler, for long training or large test sets, where the compile time pays).")] = Compile.auto,
     reference: Annotated[bool, typer.Option("--reference/--no-reference", help="Also train on a random real subset with the same IPC (for the amplification factor).")] = True,
     full_reference: Annotated[bool, typer.Option(help="Also train on the full real training set (slow; cached with --cache-dir).")] = False,
-    cache_dir: Annotated[Optional[Path], typer.Option(help="Where to cache full-reference predictions.")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Where to cache full-reference predictions and the probe's group classifier (the probe's default: $DDAUDIT_CACHE_DIR, else ~/.cache/ddaudit).")] = None,
+    probe: Annotated[bool, typer.Option("--probe/--no-probe", help="Also run the composition probe (a group classifier on the real data, cached) and add its 'composition' section.")] = True,
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for confidence intervals.")] = 1000,
     confidence: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.95,
     weights: Annotated[Optional[Path], typer.Option("--weights", help="A `ddaudit weights` file: report how well its weights single out the real data's minority groups.")] = None,
@@ -64,6 +66,8 @@ def check(
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the report as JSON (schema ddaudit.report/1).")] = None,
     markdown: Annotated[Optional[Path], typer.Option(help="Write the report as Markdown.")] = None,
     save_predictions: Annotated[Optional[Path], typer.Option(help="Write y_true, group and per-evaluator y_pred to an .npz.")] = None,
+    plots: dopt.Plots = None,
+    html: dopt.Html = None,
     force: gopt.Force = False,
     *,
     data: dopt.DataArgs,
@@ -71,7 +75,9 @@ def check(
 ) -> None:
     from ddaudit.auditing import audit
     from ddaudit.gate import evaluate_gates
-    from ddaudit.report import write_json, write_text
+    from ddaudit.probe import default_cache_dir, set_pictures
+    from ddaudit.probe import probe as run_probe
+    from ddaudit.report import render_composition, write_json, write_text
 
     console = make_console()
     plan = _preflight(
@@ -79,9 +85,10 @@ def check(
         lr_file=lr_file, num_eval=num_eval, n_boot=n_boot, confidence=confidence, device=device, engine=engine.value,
         cache_dir=cache_dir, weights=weights, pseudo_groups=pseudo_groups,
         outputs={"--json": json_out, "--markdown": markdown, "--save-predictions": save_predictions,
-                 "--junit": gates.junit},
+                 "--html": html, "--junit": gates.junit},
         gates=gates, force=force,
     )
+    _preflight_visuals(synthetic, probe=probe, plots=plots, html=html, gates=gates, force=force)
     shared_references: dict = {}
     suites = []
     for syn in plan.sets:
@@ -94,9 +101,19 @@ def check(
                 full_reference=full_reference, cache_dir=cache_dir, reference_cache=shared_references,
                 min_group_size=gates.min_group_size, n_boot=n_boot, confidence=confidence, progress=progress,
             )
+            pictures = None
+            if probe:
+                probed = run_probe(syn, plan.real, space=data.space, mean=data.mean, std=data.std, seed=seed,
+                                   device=plan.device, cache_dir=cache_dir or default_cache_dir(), progress=progress)
+                report = report.with_section("composition", probed.composition)
+                pictures = probed.picture_inputs()
+            elif plots is not None or html is not None:
+                pictures = set_pictures(syn, plan.real, space=data.space, mean=data.mean, std=data.std, seed=seed)
         if plan.recovery is not None:
             report = report.with_section("recovery", plan.recovery)
         report.render(console)
+        if probe:
+            render_composition(report.to_dict(), console, show_warnings=True)
         label = gopt.report_label(report)
         outcome = evaluate_gates(report, gates.settings)
         suites.append((label, outcome, gopt.annotated_file(label)))
@@ -110,7 +127,19 @@ def check(
     if save_predictions is not None:
         report.save_predictions(save_predictions)
         console.print(f"wrote {save_predictions}")
+    write_visuals(report.to_dict(gates=outcome), pictures, plots=plots, html=html, force=force, console=console)
     raise typer.Exit(code)
+
+
+def _preflight_visuals(synthetic: list[Path], *, probe: bool, plots: Path | None, html: Path | None, gates, force: bool) -> None:
+    """Pictures and the page take one set; the composition gate needs the probe."""
+    from ddaudit.errors import ConfigError
+
+    if len(synthetic) > 1 and (plots is not None or html is not None):
+        raise ConfigError("--plots and --html take one SYNTHETIC; audit the sets one at a time")
+    if not probe and "max_majority_share" in gates.settings.thresholds:
+        raise ConfigError("--max-majority-share reads the probe's composition: drop --no-probe")
+    check_visual_outputs(plots, html, force)
 
 
 @dataclass
