@@ -240,7 +240,7 @@ def known(args) -> None:
                     "mean_majority_share": round(comp["mean_majority_share"], 4),
                     "max_majority_share": round(comp["max_majority_share"], 4),
                     "classifier_accuracy": round(comp["classifier"]["accuracy"], 4),
-                    "classifier_seconds": comp["classifier"]["seconds"], "uncertain": comp["uncertain"]["count"],
+"uncertain": comp["uncertain"]["count"],
                     "command": " ".join(["ddaudit", *command[1:2], *command[2:]]), **machine(),
                 }), flush=True)
 

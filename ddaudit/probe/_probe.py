@@ -152,8 +152,6 @@ def probe(
             **reliability,
             "model": f"ConvNet width {settings.width} depth {settings.depth}, batch norm",
             "settings": asdict(settings),
-            "cached": trained.cached,
-            "seconds": round(trained.seconds, 3),
             "cache_key": trained.key[:32],
         },
         "min_confidence": min_confidence,
