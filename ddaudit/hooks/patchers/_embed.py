@@ -132,6 +132,16 @@ class BlockRescaler:
         return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=0)
 
 
+def wrapping_factory(original, wrap_network):
+    """A stand-in for a network factory (``get_network``) that passes every network it builds through *wrap_network*."""
+
+    def build(*args, **kwargs):
+        return wrap_network(original(*args, **kwargs))
+
+    build.__wrapped__ = original
+    return build
+
+
 class EmbedInterceptor:
     """Wraps the embedding method (``net.embed``; IDM: ``embed_channel_avg``) of every network built."""
 

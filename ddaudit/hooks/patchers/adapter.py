@@ -38,7 +38,7 @@ import torch
 
 from ddaudit.errors import InputError, PatchError
 from ddaudit.hooks.patchers._checks import require_call_site
-from ddaudit.hooks.patchers._embed import EmbedInterceptor, ForwardFeatureInterceptor
+from ddaudit.hooks.patchers._embed import EmbedInterceptor, ForwardFeatureInterceptor, wrapping_factory
 from ddaudit.hooks.patchers._gradients import RealGradientChannel
 from ddaudit.hooks.patchers._session import Patcher
 from ddaudit.hooks.patchers.datasetcondensation import dataset_labels
@@ -194,14 +194,7 @@ class AdapterPatcher(Patcher):
         super().finish()
 
     def _network(self, wrap_network):
-        def wrap(original):
-            def build(*args, **kwargs):
-                return wrap_network(original(*args, **kwargs))
-
-            build.__wrapped__ = original
-            return build
-
-        return wrap
+        return lambda original: wrapping_factory(original, wrap_network)
 
     def _dataset(self, original):
         session, spec = self.session, self.spec

@@ -29,7 +29,7 @@ import numpy as np
 
 from ddaudit.errors import ConfigError, PatchError
 from ddaudit.hooks.patchers._checks import require_call_site, require_function
-from ddaudit.hooks.patchers._embed import ForwardFeatureInterceptor
+from ddaudit.hooks.patchers._embed import ForwardFeatureInterceptor, wrapping_factory
 from ddaudit.hooks.patchers._registry import register_patcher
 from ddaudit.hooks.patchers._session import Patcher
 from ddaudit.hooks.patchers.datasetcondensation import dataset_labels
@@ -100,8 +100,4 @@ class DataDAMPatcher(Patcher):
         return get_dataset
 
     def _get_network(self, original):
-        def get_network(*args, **kwargs):
-            return self.features.wrap_network(original(*args, **kwargs))
-
-        get_network.__wrapped__ = original
-        return get_network
+        return wrapping_factory(original, self.features.wrap_network)

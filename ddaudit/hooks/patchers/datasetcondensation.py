@@ -29,7 +29,7 @@ import torch
 
 from ddaudit.errors import PatchError
 from ddaudit.hooks.patchers._checks import require_call_site, require_function
-from ddaudit.hooks.patchers._embed import EmbedInterceptor
+from ddaudit.hooks.patchers._embed import EmbedInterceptor, wrapping_factory
 from ddaudit.hooks.patchers._forks import detect_fork, reads_group_item, refuse_own_fair_mode
 from ddaudit.hooks.patchers._gradients import RealGradientChannel
 from ddaudit.hooks.patchers._registry import register_patcher
@@ -154,8 +154,4 @@ class DatasetCondensationPatcher(Patcher):
         return get_dataset
 
     def _get_network(self, original):
-        def get_network(*args, **kwargs):
-            return self.embed.wrap_network(original(*args, **kwargs))
-
-        get_network.__wrapped__ = original
-        return get_network
+        return wrapping_factory(original, self.embed.wrap_network)

@@ -25,7 +25,7 @@ import numpy as np
 
 from ddaudit.errors import PatchError
 from ddaudit.hooks.patchers._checks import require_call_site, require_function
-from ddaudit.hooks.patchers._embed import EmbedInterceptor
+from ddaudit.hooks.patchers._embed import EmbedInterceptor, wrapping_factory
 from ddaudit.hooks.patchers._registry import register_patcher
 from ddaudit.hooks.patchers._session import Patcher
 from ddaudit.hooks.patchers.datasetcondensation import dataset_labels
@@ -83,8 +83,4 @@ class IDMPatcher(Patcher):
         return get_dataset
 
     def _get_network(self, original):
-        def get_network(*args, **kwargs):
-            return self.embed.wrap_network(original(*args, **kwargs))
-
-        get_network.__wrapped__ = original
-        return get_network
+        return wrapping_factory(original, self.embed.wrap_network)
