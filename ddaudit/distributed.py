@@ -331,6 +331,9 @@ def process_group(info: RankInfo) -> Iterator[Session]:
     _ACTIVE = session
     try:
         yield session
+        # Every rank leaves together: a rank that tore down gloo while its peer was still in the
+        # last collective made that peer abort at exit (SIGABRT, 'terminate called').
+        dist.barrier()
     finally:
         _ACTIVE = None
         try:
