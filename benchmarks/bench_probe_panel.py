@@ -11,13 +11,16 @@ KDE-weighted label-free DM, random real subsets and real subsets of chosen
 composition; IPC 1, 10, 50; cmnist-fg and cmnist-bg). ``audit`` probes each set
 and trains evaluators on it (:func:`ddaudit.audit`, a cheap ``quick`` protocol);
 ``summary`` prints the table and the Spearman correlation between the probe's
-mean majority share and the evaluators' DEO_M. Each part skips the work already
+mean majority share (and mean majority weight) and the evaluators' DEO_M.
+``reprobe`` refreshes the probe's figures of every audited set without
+retraining evaluators (seconds; after a change to the probe). Each part skips the work already
 saved in ``--work``, so the panel runs in pieces under the shared lock:
 
     flock /tmp/ddaudit-heavy.lock python benchmarks/bench_probe_panel.py known
     flock /tmp/ddaudit-heavy.lock python benchmarks/bench_probe_panel.py make --only fg-
     flock /tmp/ddaudit-heavy.lock python benchmarks/bench_probe_panel.py make --only bg-
     flock /tmp/ddaudit-heavy.lock python benchmarks/bench_probe_panel.py audit
+    python benchmarks/bench_probe_panel.py reprobe
     python benchmarks/bench_probe_panel.py summary
 """
 
@@ -66,7 +69,7 @@ PANEL = {
 
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=["known", "make", "audit", "summary"])
+    parser.add_argument("part", choices=["known", "make", "audit", "reprobe", "summary"])
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="where sets and per-set results are kept")
     parser.add_argument("--only", default="", help="only panel sets whose name starts with this")
     parser.add_argument("--threads", type=int, default=2)
@@ -146,28 +149,42 @@ def make(args) -> None:
         print(json.dumps({"made": name, "seconds": round(time.perf_counter() - start, 1)}), flush=True)
 
 
+def probe_fields(name: str, args, reals: dict) -> dict:
+    """The probe's summaries of one panel set (cached classifier) and its seconds."""
+    import ddaudit
+
+    dataset = PANEL[name][0]
+    real = reals.setdefault(dataset, load_real(dataset, bias_ratio=args.bias_ratio, n_test=args.n_test))
+    start = time.perf_counter()
+    comp = ddaudit.probe(args.work / f"{name}.pt", real, seed=args.seed, device="cpu",
+                         cache_dir=args.work / "cache").composition
+    return {
+        "mean_majority_share": comp["mean_majority_share"], "max_majority_share": comp["max_majority_share"],
+        "mean_soft_majority_share": comp.get("mean_soft_majority_share"),
+        "mean_majority_weight": comp.get("mean_majority_weight"), "max_majority_weight": comp.get("max_majority_weight"),
+        "mean_normalized_entropy": comp["mean_normalized_entropy"], "mean_js_real": comp["mean_js_real"],
+        "classifier_accuracy": comp["classifier"]["accuracy"], "uncertain": comp["uncertain"]["count"],
+        "probe_seconds": round(time.perf_counter() - start, 1),
+    }
+
+
 def audit_one(name: str, args, reals: dict) -> dict:
     import ddaudit
 
     dataset, kind, ipc, option = PANEL[name]
     real = reals.setdefault(dataset, load_real(dataset, bias_ratio=args.bias_ratio, n_test=args.n_test))
     path = args.work / f"{name}.pt"
+    probed = probe_fields(name, args, reals)
     start = time.perf_counter()
-    probed = ddaudit.probe(path, real, seed=args.seed, device="cpu", cache_dir=args.work / "cache")
-    probe_seconds = time.perf_counter() - start
     audited = ddaudit.audit(path, real, protocol="quick",
                             protocol_overrides={"model": args.eval_model, "epochs": args.eval_epochs},
                             num_eval=args.num_eval, seed=args.seed, device="cpu", reference=False, n_boot=200)
-    comp, metrics = probed.composition, audited.report["metrics"]
+    metrics = audited.report["metrics"]
     return {
-        "name": name, "dataset": dataset, "kind": kind, "ipc": ipc, "option": option,
-        "mean_majority_share": comp["mean_majority_share"], "max_majority_share": comp["max_majority_share"],
-        "mean_soft_majority_share": comp.get("mean_soft_majority_share"),
-        "mean_normalized_entropy": comp["mean_normalized_entropy"], "mean_js_real": comp["mean_js_real"],
-        "classifier_accuracy": comp["classifier"]["accuracy"], "uncertain": comp["uncertain"]["count"],
+        "name": name, "dataset": dataset, "kind": kind, "ipc": ipc, "option": option, **probed,
         "deo_max": metrics["deo_max"]["mean"], "deo_avg": metrics["deo_avg"]["mean"],
         "accuracy": metrics["accuracy"]["mean"],
-        "probe_seconds": round(probe_seconds, 1), "audit_seconds": round(time.perf_counter() - start - probe_seconds, 1),
+        "audit_seconds": round(time.perf_counter() - start, 1),
         "protocol": {"name": "quick", "model": args.eval_model, "epochs": args.eval_epochs, "num_eval": args.num_eval,
                      "n_test": args.n_test},
         "machine": machine(),
@@ -185,16 +202,29 @@ def audit(args) -> None:
         print(json.dumps({k: row[k] for k in ("name", "mean_majority_share", "deo_max", "probe_seconds", "audit_seconds")}), flush=True)
 
 
+def reprobe(args) -> None:
+    reals: dict = {}
+    for name in PANEL:
+        out = args.work / f"{name}.result.json"
+        if not name.startswith(args.only) or not out.exists():
+            continue
+        row = {**json.loads(out.read_text()), **probe_fields(name, args, reals), "machine": machine()}
+        out.write_text(json.dumps(row, indent=1))
+        print(json.dumps({k: row[k] for k in ("name", "mean_majority_share", "mean_majority_weight", "deo_max",
+                                              "probe_seconds")}), flush=True)
+
+
 def summary(args) -> None:
     from scipy.stats import spearmanr
 
     rows = [json.loads(p.read_text()) for p in sorted(args.work.glob("*.result.json"))]
     rows.sort(key=lambda r: list(PANEL).index(r["name"]) if r["name"] in PANEL else 999)
-    print("| set | IPC | mean majority share | soft | max | entropy | JS vs real | classifier acc. | DEO_M | DEO_A | accuracy | probe s | audit s |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| set | IPC | mean majority share | soft | max | mean majority weight | entropy | JS vs real | "
+          "classifier acc. | DEO_M | DEO_A | accuracy | probe s | audit s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['name']} | {r['ipc']} | {r['mean_majority_share']:.3f} | {r['mean_soft_majority_share']:.3f} | "
-              f"{r['max_majority_share']:.2f} | "
+              f"{r['max_majority_share']:.2f} | {r['mean_majority_weight']:.3f} | "
               f"{r['mean_normalized_entropy']:.3f} | {r['mean_js_real']:.3f} | {100 * r['classifier_accuracy']:.2f} | "
               f"{100 * r['deo_max']:.2f} | {100 * r['deo_avg']:.2f} | {100 * r['accuracy']:.2f} | "
               f"{r['probe_seconds']} | {r['audit_seconds']} |")
@@ -203,6 +233,10 @@ def summary(args) -> None:
         "sets": len(rows),
         "spearman_share_vs_deo_max": spearmanr(share, [r["deo_max"] for r in rows]).statistic,
         "spearman_share_vs_deo_avg": spearmanr(share, [r["deo_avg"] for r in rows]).statistic,
+        "spearman_weight_vs_deo_max": spearmanr([r["mean_majority_weight"] for r in rows],
+                                                [r["deo_max"] for r in rows]).statistic,
+        "spearman_weight_vs_deo_avg": spearmanr([r["mean_majority_weight"] for r in rows],
+                                                [r["deo_avg"] for r in rows]).statistic,
         "spearman_soft_share_vs_deo_max": spearmanr([r["mean_soft_majority_share"] for r in rows],
                                                     [r["deo_max"] for r in rows]).statistic,
         "spearman_entropy_vs_deo_max": spearmanr([r["mean_normalized_entropy"] for r in rows],
@@ -239,6 +273,7 @@ def known(args) -> None:
                     "dataset": dataset, "set": label, "ipc": 10, "seconds": round(seconds, 1),
                     "mean_majority_share": round(comp["mean_majority_share"], 4),
                     "max_majority_share": round(comp["max_majority_share"], 4),
+                    "mean_majority_weight": round(comp["mean_majority_weight"], 4),
                     "classifier_accuracy": round(comp["classifier"]["accuracy"], 4),
 "uncertain": comp["uncertain"]["count"],
                     "command": " ".join(["ddaudit", *command[1:2], *command[2:]]), **machine(),
@@ -248,7 +283,7 @@ def known(args) -> None:
 def main() -> None:
     args = parse()
     torch.set_num_threads(args.threads)
-    {"known": known, "make": make, "audit": audit, "summary": summary}[args.part](args)
+    {"known": known, "make": make, "audit": audit, "reprobe": reprobe, "summary": summary}[args.part](args)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from ddaudit.probe import (
     composition,
     content_hash,
     js_divergence,
+    mixture_weights,
     normalized_entropy,
 )
 
@@ -66,6 +67,49 @@ def test_soft_shares_are_mean_probabilities_per_class():
     assert comp["classes"][0]["soft_shares"] == pytest.approx([0.4, 0.6])
     assert comp["classes"][0]["shares"] == pytest.approx([0.5, 0.5])  # hard counts: one image each
     assert comp["mean_soft_majority_share"] == pytest.approx((0.6 + 1.0) / 2)
+
+
+def test_mixture_weights_recover_a_known_mixture_and_match_a_generic_solver():
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(0)
+    means = rng.normal(size=(4, 12))  # four groups, twelve features: the mixture is identifiable
+    truth = np.array([0.5, 0.3, 0.2, 0.0])
+    assert mixture_weights(truth @ means, means) == pytest.approx(truth, abs=1e-6)
+    assert mixture_weights(means[2], means) == pytest.approx([0, 0, 1, 0], abs=1e-6)
+    # a target off the simplex's span: the projection, checked against SLSQP on the same problem
+    target = rng.normal(size=12) * 3
+    found = mixture_weights(target, means)
+    solved = minimize(lambda w: np.sum((target - w @ means) ** 2), np.full(4, 0.25), method="SLSQP",
+                      bounds=[(0, 1)] * 4, constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1}],
+                      options={"ftol": 1e-12, "maxiter": 500})
+    assert found.sum() == pytest.approx(1.0) and (found >= 0).all()
+    assert found == pytest.approx(solved.x, abs=1e-4)
+
+
+def test_majority_weight_reads_the_class_mean_feature_not_the_counts():
+    # class 0: three images near group 0's mean and one far on group 1's side, so that the class mean
+    # sits exactly halfway: counts say 0.75, the mixture says 0.5 for the real majority group 0
+    group_means = np.full((2, 2, 2), np.nan)
+    group_means[0, 0], group_means[0, 1] = [0.0, 0.0], [4.0, 0.0]
+    group_means[1, 0], group_means[1, 1] = [0.0, 1.0], [0.0, 3.0]
+    features = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [5.0, 0.0], [0.0, 1.0]])
+    labels = np.array([0, 0, 0, 0, 1])
+    groups = np.array([0, 0, 0, 1, 0])
+    real_y, real_a = np.array([0] * 10 + [1]), np.array([0] * 9 + [1, 1])  # class 0: 9 in group 0; class 1: group 1
+    comp = composition(labels, groups, num_classes=2, num_groups=2, real_labels=real_y, real_groups=real_a,
+                       syn_features=features, real_group_means=group_means)
+    c0, c1 = comp["classes"]
+    assert c0["majority_share"] == pytest.approx(0.75)
+    assert c0["mixture_weights"] == pytest.approx([0.5, 0.5], abs=1e-6) and c0["majority_weight"] == pytest.approx(0.5)
+    # class 1's real majority group is 1 (its one real row); its image sits on group 0's mean
+    assert c1["real_majority_group"] == 1 and c1["majority_weight"] == pytest.approx(0.0, abs=1e-6)
+    assert comp["mean_majority_weight"] == pytest.approx(0.25) and comp["max_majority_weight"] == pytest.approx(0.5)
+    # a group without real rows in a class gets no weight
+    group_means[1, 0] = np.nan
+    comp = composition(labels, groups, num_classes=2, num_groups=2, syn_features=features,
+                       real_group_means=group_means)
+    assert comp["classes"][1]["mixture_weights"] == [0.0, 1.0]
 
 
 def test_entropy_and_divergence_bounds():
@@ -126,6 +170,9 @@ def test_probe_reads_known_compositions(probed, real):
     aligned, balanced = probed["aligned"].composition, probed["balanced"].composition
     assert aligned["mean_majority_share"] >= 0.9
     assert balanced["mean_majority_share"] <= 0.35
+    # the class means read as mixtures of the real colours' means: the majority colour alone, or all ten
+    assert aligned["mean_majority_weight"] >= 0.9
+    assert balanced["mean_majority_weight"] <= 0.35
     assert aligned["classifier"]["accuracy"] >= 0.95
     assert balanced["mean_normalized_entropy"] > 0.8 > aligned["mean_normalized_entropy"] + 0.5
     # every aligned class is read as its own colour, the real class's majority group
@@ -201,9 +248,15 @@ def test_cli_json_and_gate(saved_sets, cache, tmp_path):
     assert report["gates"][0]["name"] == "max_majority_share" and report["status"] == "fail"
     assert "predicted majority" in proc.stderr and "--max-majority-share" in proc.stderr
 
+    assert "majority weight" in proc.stderr
+
     proc = run_probe(str(saved_sets["balanced"]), "--real", "cmnist-fg", *SMALL_FLAGS, "--cache-dir", str(cache),
-                     "--max-majority-share", "0.5", "--device", "cpu")
+                     "--max-majority-share", "0.5", "--max-majority-weight", "0.5", "--device", "cpu",
+                     "--json", str(tmp_path / "balanced.json"))
     assert proc.returncode == 0, proc.stderr
+    gates = {g["name"]: g for g in json.loads((tmp_path / "balanced.json").read_text())["gates"]}
+    assert gates["max_majority_weight"]["passed"] is True
+    assert gates["max_majority_weight"]["value"] <= 0.35
 
 
 def test_cli_refuses_bad_input_with_one_line(saved_sets, tmp_path):

@@ -61,6 +61,7 @@ def threshold_annotation(name: str):
 
 #: ``ddaudit probe`` takes only the composition gate.
 MaxMajorityShare = threshold_annotation("max_majority_share")
+MaxMajorityWeight = threshold_annotation("max_majority_weight")
 
 ConfigPath = Annotated[Optional[Path], typer.Option(
     "--config", rich_help_panel=PANEL, show_default=False,

@@ -137,8 +137,11 @@ def _preflight_visuals(synthetic: list[Path], *, probe: bool, plots: Path | None
 
     if len(synthetic) > 1 and (plots is not None or html is not None):
         raise ConfigError("--plots and --html take one SYNTHETIC; audit the sets one at a time")
-    if not probe and "max_majority_share" in gates.settings.thresholds:
-        raise ConfigError("--max-majority-share reads the probe's composition: drop --no-probe")
+    from ddaudit.gate._thresholds import COMPOSITION_THRESHOLDS
+
+    for threshold in COMPOSITION_THRESHOLDS:
+        if not probe and threshold.name in gates.settings.thresholds:
+            raise ConfigError(f"{threshold.flag} reads the probe's composition: drop --no-probe")
     check_visual_outputs(plots, html, force)
 
 

@@ -11,6 +11,7 @@ from ddaudit.cli import _data_options as dopt
 from ddaudit.cli import _gate_options as gopt
 from ddaudit.cli._common import handle_errors, make_console, phase_progress
 from ddaudit.cli._pictures import check_visual_outputs, write_visuals
+from ddaudit.gate._thresholds import COMPOSITION_THRESHOLDS
 
 PROBE_HELP = """Predict the protected group of every image of a distilled set and report, per class,
 the group distribution beside the real class's and a uniform one.
@@ -22,13 +23,19 @@ how far to trust it; images it is unsure about (max probability below
 --min-confidence) are counted. A class collapsed onto its majority group reads a
 majority share near 1; a class balanced over G groups reads 1/G.
 
+The majority weight reads what a matching distiller sees: the class's mean synthetic
+feature (the classifier's penultimate layer) written as a convex mixture of the real
+groups' mean features; it is the weight of the real class's majority group (1.0:
+the class matches the majority group alone; 1/G: every group equally). It tracks the
+evaluators' DEO_M more closely than counting images (benchmarks/RESULTS.md).
+
 SYNTHETIC and the data options are those of `ddaudit check`.
 
 Exit codes: 0 pass (or no gate set), 1 a gate failed, 2 usage/input error,
 3 inconclusive, 101 internal error.
 """
 
-COMPOSITION_GATES = ("max_majority_share",)
+COMPOSITION_GATES = tuple(threshold.name for threshold in COMPOSITION_THRESHOLDS)
 
 
 def register(app: typer.Typer) -> None:
@@ -48,6 +55,7 @@ def probe(
     plots: dopt.Plots = None,
     html: dopt.Html = None,
     max_majority_share: gopt.MaxMajorityShare = None,
+    max_majority_weight: gopt.MaxMajorityWeight = None,
     config: gopt.ConfigPath = None,
     profile: gopt.Profile = None,
     exit_zero: gopt.ExitZero = False,
@@ -67,7 +75,7 @@ def probe(
 
     console = make_console()
     gate_args = gopt.collect_gate_args(
-        max_majority_share=max_majority_share, config=config, profile=profile, exit_zero=exit_zero,
+        max_majority_share=max_majority_share, max_majority_weight=max_majority_weight, config=config, profile=profile, exit_zero=exit_zero,
         junit=junit, force=force,
     )
     # Only composition thresholds apply to a probe; a configuration's evaluator gates wait for `check`.

@@ -103,6 +103,11 @@ COMPOSITION_THRESHOLDS = (
               "Fail when the probe's mean (over classes) share of each class's most frequent predicted group "
               "exceeds this fraction (1.0: every class collapsed onto one group).",
               value_key="mean_majority_share", needs_cells=False),
+    Threshold("max_majority_weight", ("composition",), AT_MOST, "mean majority weight",
+              "Fail when the probe's mean (over classes) weight of the real majority group in the class's mean "
+              "synthetic feature, read as a mixture of the real groups' means, exceeds this fraction "
+              "(1.0: what matching sees is the majority group alone).",
+              value_key="mean_majority_weight", needs_cells=False),
 )
 
 #: FairDD's headline disparities lead the gate list; the other metrics follow in the table's order.

@@ -3,7 +3,8 @@
 ``ddaudit.probe("res_DM.pt", "cmnist-fg")`` trains (once, cached) a group
 classifier on the real training images and reports, per class, the predicted
 group shares beside the real class's and a uniform distribution: majority share,
-groups covered, normalised entropy and Jensen-Shannon divergence. No evaluator
+groups covered, normalised entropy and Jensen-Shannon divergence, and the majority weight: the
+class's mean feature read as a mixture of the real groups' means. No evaluator
 is trained, so it takes seconds where an audit takes minutes.
 """
 
@@ -24,6 +25,7 @@ from ddaudit.probe._composition import (
     groups_covered,
     js_divergence,
     majority_share,
+    mixture_weights,
     normalized_entropy,
 )
 from ddaudit.probe._probe import DEFAULT_MIN_CONFIDENCE, PROBE_SCHEMA, ProbeResult, display_pixels, probe, set_pictures
@@ -42,6 +44,7 @@ __all__ = [
     "groups_covered",
     "js_divergence",
     "majority_share",
+    "mixture_weights",
     "normalized_entropy",
     "predict_proba",
     "probe",

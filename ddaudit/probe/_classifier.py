@@ -153,6 +153,44 @@ def predict_proba(model: nn.Module, x: torch.Tensor, *, device: str = "cpu", bat
     return torch.cat(out) if out else torch.zeros(0, 0)
 
 
+@torch.no_grad()
+def embed_features(model: nn.Module, x: torch.Tensor, *, device: str = "cpu", batch_size: int = 1024) -> torch.Tensor:
+    """Penultimate features ``(N, D)`` on CPU (what the mixture weights are read in)."""
+    model.eval()
+    out = [model.embed(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]
+    return torch.cat(out) if out else torch.zeros(0, 0)
+
+
+def real_group_means(
+    model: nn.Module,
+    train: GroupTensors,
+    *,
+    num_classes: int,
+    num_groups: int,
+    per_cell: int = 512,
+    seed: int = 0,
+    device: str = "cpu",
+) -> np.ndarray:
+    """Mean feature of each real (class, group) cell, ``(C, G, D)``; NaN rows for empty cells.
+
+    At most *per_cell* rows of a cell are embedded (a seeded draw), so large
+    training sets cost one bounded pass.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(train), generator=generator)
+    cell = (train.y * num_groups + train.a)[order]
+    keep = torch.zeros(len(order), dtype=torch.bool)
+    for value in torch.unique(cell):
+        keep[torch.nonzero(cell == value).flatten()[:per_cell]] = True
+    rows = order[keep]
+    features = embed_features(model, train.x[rows], device=device).double()
+    means = np.full((num_classes, num_groups, features.shape[1]), np.nan)
+    for value in torch.unique(cell[keep]).tolist():
+        in_cell = (train.y[rows] * num_groups + train.a[rows]) == value
+        means[value // num_groups, value % num_groups] = features[in_cell].mean(dim=0).numpy()
+    return means
+
+
 @dataclass
 class TrainedClassifier:
     """A group classifier with what the report says about it."""

@@ -1,10 +1,18 @@
 """What a distilled set is made of: per-class shares of predicted protected groups.
 
-Pure functions of counts, so they can be checked against scipy by hand. Shares
-are fractions of a class's synthetic images; the real training distribution of
-the same class and a uniform one are reported beside them, so a reader sees at
-once whether a class collapsed onto its majority group (majority share near 1,
-normalised entropy near 0) or kept the groups the real data holds.
+Pure functions of counts and features, so they can be checked against scipy by
+hand. Shares are fractions of a class's synthetic images; the real training
+distribution of the same class and a uniform one are reported beside them, so a
+reader sees at once whether a class collapsed onto its majority group (majority
+share near 1, normalised entropy near 0) or kept the groups the real data holds.
+
+Counting images misses what matching distillers change: FairDD's synchronized
+DM keeps each image close to its (mostly majority-group) starting point while it
+moves the class's *mean* embedding to the average of the group means. The
+mixture weights read that: the class's mean synthetic feature written as a
+convex combination of the real groups' mean features (least squares on the
+simplex). Weight 1 on the majority group means the class's matched statistic
+is the majority group's; uniform weights mean every group is represented.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import math
 from typing import Sequence
 
 import numpy as np
+from scipy.optimize import nnls
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import entropy
 
@@ -20,6 +29,8 @@ from scipy.stats import entropy
 SUMMARY_KEYS = (
     "mean_majority_share",
     "max_majority_share",
+    "mean_majority_weight",
+    "max_majority_weight",
     "mean_groups_covered",
     "mean_normalized_entropy",
     "mean_js_real",
@@ -63,6 +74,34 @@ def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
     return float(jensenshannon(p, q, base=2) ** 2)
 
 
+def mixture_weights(target: np.ndarray, group_means: np.ndarray) -> np.ndarray:
+    """Convex weights ``w`` (``w >= 0``, ``sum w = 1``) minimising ``||target - group_means.T @ w||``.
+
+    *group_means* is ``(G, D)``, one real group's mean feature per row; *target*
+    the ``(D,)`` mean synthetic feature. Solved exactly as non-negative least
+    squares with the sum-to-one constraint appended as a heavily weighted row
+    (scaled to the features, so the constraint holds to about 1e-6).
+    """
+    means = np.asarray(group_means, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    if means.ndim != 2 or means.shape[0] == 0:
+        raise ValueError("mixture_weights needs at least one group mean")
+    scale = 1e3 * max(1.0, float(np.abs(means).max()), float(np.abs(target).max()))
+    system = np.vstack([means.T, np.full((1, means.shape[0]), scale)])
+    rhs = np.concatenate([target, [scale]])
+    weights, _ = nnls(system, rhs, maxiter=50 * system.shape[1])
+    total = weights.sum()
+    return weights / total if total > 0 else np.full(means.shape[0], 1.0 / means.shape[0])
+
+
+def class_mixture(syn_features: np.ndarray, group_means: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """One class's mixture weights over all groups (0 for groups absent from its real data)."""
+    weights = np.zeros(len(present))
+    if len(syn_features) and present.any():
+        weights[present] = mixture_weights(np.asarray(syn_features, dtype=np.float64).mean(axis=0), group_means[present])
+    return weights
+
+
 def class_composition(counts: np.ndarray, real_counts: np.ndarray | None) -> dict:
     """One class: predicted shares and their summaries beside the real and uniform ones."""
     counts = np.asarray(counts, dtype=np.float64)
@@ -104,6 +143,8 @@ def composition(
     real_labels: np.ndarray | None = None,
     real_groups: np.ndarray | None = None,
     syn_proba: np.ndarray | None = None,
+    syn_features: np.ndarray | None = None,
+    real_group_means: np.ndarray | None = None,
 ) -> dict:
     """Per-class composition of a synthetic set and its summaries.
 
@@ -111,7 +152,9 @@ def composition(
     (shares count them: "classify and count"); *syn_proba*, when given, their
     ``(N, G)`` group probabilities, whose per-class mean gives ``soft_shares``
     ("probabilistic classify and count": an image the classifier splits between
-    groups counts for each in proportion);
+    groups counts for each in proportion); *syn_features* ``(N, D)`` and
+    *real_group_means* ``(C, G, D)`` (NaN rows for empty real cells), when given,
+    the features the mixture weights are read in;
     *real_labels*/*real_groups* the real training data's classes and groups
     (``None`` when the real data has no training split). Classes without
     synthetic images are left out of the summaries.
@@ -131,6 +174,14 @@ def composition(
             soft = rows.mean(axis=0) if len(rows) else np.zeros(num_groups)
             entry["soft_shares"] = soft.tolist()
             entry["soft_majority_share"] = majority_share(soft) if len(rows) else math.nan
+        if syn_features is not None and real_group_means is not None:
+            means = np.asarray(real_group_means[cls], dtype=np.float64)
+            present = ~np.isnan(means).any(axis=1)
+            weights = class_mixture(np.asarray(syn_features)[syn_labels == cls], means, present)
+            entry["mixture_weights"] = weights.tolist()
+            reference = entry.get("real_majority_group")
+            reference = int(np.argmax(weights)) if reference is None else reference
+            entry["majority_weight"] = float(weights[reference]) if entry["images"] and present.any() else math.nan
         classes.append(entry)
     present = [c for c in classes if c["images"] > 0]
 
@@ -149,4 +200,8 @@ def composition(
     }
     if syn_proba is not None:
         summary["mean_soft_majority_share"] = mean("soft_majority_share")
+    if syn_features is not None and real_group_means is not None:
+        summary["mean_majority_weight"] = mean("majority_weight")
+        weights = [c["majority_weight"] for c in present if not math.isnan(c["majority_weight"])]
+        summary["max_majority_weight"] = max(weights, default=None)
     return {**summary, "classes": classes}

@@ -22,7 +22,14 @@ from ddaudit import __version__
 from ddaudit.data import GroupTensors, RealData, load_real
 from ddaudit.errors import ConfigError, InputError
 from ddaudit.io import SyntheticSet, load_synthetic
-from ddaudit.probe._classifier import ClassifierSettings, default_cache_dir, load_or_train, predict_proba
+from ddaudit.probe._classifier import (
+    ClassifierSettings,
+    default_cache_dir,
+    embed_features,
+    load_or_train,
+    predict_proba,
+    real_group_means,
+)
 from ddaudit.probe._composition import composition
 
 PROBE_SCHEMA = "ddaudit.probe/1"
@@ -123,6 +130,9 @@ def probe(
     if progress is not None:
         progress("predicting groups", 1, 2)
     syn_proba = predict_proba(trained.model, syn_x, device=device)
+    syn_features = embed_features(trained.model, syn_x, device=device)
+    group_means = real_group_means(trained.model, train, num_classes=real_data.num_classes,
+                                   num_groups=real_data.num_groups, seed=seed, device=device)
     if progress is not None:
         progress("predicting groups", 2, 2)
 
@@ -132,6 +142,7 @@ def probe(
     comp = composition(
         syn.labels.numpy(), groups.numpy(), num_classes=real_data.num_classes, num_groups=real_data.num_groups,
         real_labels=real_data.train.y.numpy(), real_groups=real_data.train.a.numpy(), syn_proba=syn_proba.numpy(),
+        syn_features=syn_features.double().numpy(), real_group_means=group_means,
     )
     for entry in comp["classes"]:
         in_class = syn.labels == entry["class"]

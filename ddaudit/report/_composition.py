@@ -7,9 +7,12 @@ from rich.markup import escape
 from rich.table import Table
 
 COMPOSITION_HEADER = [
-    "class", "images", "predicted majority", "share", "groups", "entropy", "JS vs real",
+    "class", "images", "predicted majority", "share", "majority weight", "groups", "entropy", "JS vs real",
     "real majority", "real share", "unsure",
 ]
+
+#: Columns of names, aligned left; numbers align right.
+LEFT = ("class", "predicted majority", "real majority")
 
 
 def _num(value, digits: int = 2) -> str:
@@ -34,6 +37,7 @@ def composition_rows(report: dict) -> list[list[str]]:
             str(entry["images"]),
             _name(groups, entry["majority_group"]),
             _num(entry["majority_share"]),
+            _num(entry.get("majority_weight")),
             f"{entry['groups_covered']}/{len(entry['counts'])}",
             _num(entry["normalized_entropy"]),
             _num(entry.get("js_real"), 3),
@@ -54,6 +58,7 @@ def composition_summary(report: dict) -> str:
     return (
         f"mean majority share {_num(comp.get('mean_majority_share'))} (max {_num(comp.get('max_majority_share'))}; "
         f"real data {_num(real_share)}, uniform {_num(1 / max(1, len(groups_of(report))))}), "
+        f"mean majority weight {_num(comp.get('mean_majority_weight'))} (max {_num(comp.get('max_majority_weight'))}), "
         f"normalised entropy {_num(comp.get('mean_normalized_entropy'))}, JS vs real {_num(comp.get('mean_js_real'), 3)}; "
         f"group classifier {_num(100 * clf['accuracy'] if clf.get('accuracy') is not None else None, 1)} % accurate "
         f"on the real test set{' (cached)' if clf.get('cached') else ''}; {unsure} of {total} images unsure"
@@ -70,7 +75,7 @@ def render_composition(report: dict, console: Console, *, show_warnings: bool = 
     title = f"composition of {syn.get('path')} (predicted groups) vs {real.get('name')} training data"
     table = Table(title=escape(title), title_justify="left")
     for i, name in enumerate(COMPOSITION_HEADER):
-        table.add_column(name, justify="left" if i in (0, 2, 7) else "right")
+        table.add_column(name, justify="left" if COMPOSITION_HEADER[i] in LEFT else "right")
     for row in composition_rows(report):
         table.add_row(*(escape(cell) for cell in row))
     console.print(table)
@@ -86,6 +91,6 @@ def composition_markdown(report: dict) -> list[str]:
         return []
     lines = ["### Composition (group probe)", "", composition_summary(report), ""]
     lines.append("| " + " | ".join(COMPOSITION_HEADER) + " |")
-    lines.append("|" + "|".join("---" if i in (0, 2, 7) else "---:" for i in range(len(COMPOSITION_HEADER))) + "|")
+    lines.append("|" + "|".join("---" if COMPOSITION_HEADER[i] in LEFT else "---:" for i in range(len(COMPOSITION_HEADER))) + "|")
     lines += ["| " + " | ".join(row) + " |" for row in composition_rows(report)]
     return lines
