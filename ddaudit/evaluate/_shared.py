@@ -7,21 +7,27 @@ an epoch's shuffle orders and augmentation draws from :func:`plan_epoch`, the
 loss from :func:`soft_cross_entropy`, the learning rate from
 :meth:`Protocol.lr_at`, the arithmetic precision from :func:`resolve_precision`
 and :func:`compute_context`, and test predictions from :func:`predict_in_batches`.
+Both start from a :class:`TrainingRun` (the data on the device, the mini-batch
+bounds, the evaluators' initial weights, progress) and return an
+:class:`Ensemble`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ddaudit.choices import COMPILE_SETTINGS, PRECISIONS  # the settings the CLI offers (kept free of torch)
 from ddaudit.errors import ConfigError, InputError
 from ddaudit.evaluate.augment import AugDraws, DiffAugment
+from ddaudit.evaluate.models import create_model
+from ddaudit.evaluate.protocol import Protocol
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -79,6 +85,88 @@ class EvaluatorRandomness:
 def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
     """Mini-batch row ranges of one epoch; the last, smaller batch is kept."""
     return [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+
+
+@dataclass
+class TrainingRun:
+    """What one engine call shares across its evaluators: the data, the batches, the models' shape, progress.
+
+    Both engines start from :meth:`start`, so they initialise an evaluator from
+    its seed the same way, form an epoch's augmented mini-batches the same way
+    (:meth:`batches`) and count progress in the same unit: optimiser steps
+    summed over all evaluators.
+    """
+
+    x: torch.Tensor
+    targets: torch.Tensor
+    protocol: Protocol
+    num_classes: int
+    augment: DiffAugment
+    bounds: list[tuple[int, int]]
+    total_steps: int
+    progress: ProgressCallback | None = None
+
+    @classmethod
+    def start(
+        cls,
+        train_x: torch.Tensor,
+        targets: torch.Tensor,
+        protocol: Protocol,
+        num_evaluators: int,
+        num_classes: int,
+        device: torch.device,
+        progress: ProgressCallback | None,
+    ) -> "TrainingRun":
+        """Move the training images ``(N, C, H, W)`` and targets ``(N, K)`` to ``device`` and report step 0."""
+        bounds = batch_bounds(train_x.shape[0], protocol.batch_size)
+        total_steps = num_evaluators * protocol.epochs * len(bounds)
+        augment = DiffAugment(protocol.augmentation_strategy)
+        run = cls(train_x.to(device), targets.to(device), protocol, num_classes, augment, bounds, total_steps, progress)
+        run.report(0)
+        return run
+
+    def plan_epoch(self, randomness: EvaluatorRandomness) -> tuple[torch.Tensor, AugDraws | None]:
+        """:func:`plan_epoch` for one evaluator of this run."""
+        return plan_epoch(randomness, self.x.shape[0], self.protocol.batch_size, self.augment)
+
+    def batches(
+        self, order: torch.Tensor, draws: AugDraws | None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch's mini-batches as ``(rows, images)``, augmented by the matching rows of ``draws``.
+
+        ``order`` (on the device) is one evaluator's shuffle ``(N,)`` or stacked
+        evaluators' ``(E, N)``; ``rows`` and ``images`` then lead with the same
+        dimensions: ``(B,)`` and ``(B, C, H, W)``, or ``(E, B)`` and ``(E, B, C, H, W)``.
+        """
+        for start, stop in self.bounds:
+            rows = order[..., start:stop]
+            images = self.x[rows]
+            if draws is not None:
+                flat = self.augment.apply(images.flatten(0, -4), draws.rows(start, stop).flatten())
+                images = flat.view(images.shape)
+            yield rows, images
+
+    def report(self, done_steps: int) -> None:
+        """Tell the progress callback, if any, how many optimiser steps are done."""
+        if self.progress is not None:
+            self.progress(done_steps, self.total_steps)
+
+    def create_evaluator(self, randomness: EvaluatorRandomness) -> nn.Module:
+        """A freshly initialised evaluator network (on the CPU) for the seed of ``randomness``."""
+        _, channel, height, width = self.x.shape
+        return create_model(self.protocol.model, channel, self.num_classes, (height, width), seed=randomness.init_seed)
+
+
+class Ensemble:
+    """Trained evaluators, as either engine returns them: ``logits(x)`` and ``predict(x)`` over a test set."""
+
+    def logits(self, x: torch.Tensor, batch_size: int = PREDICT_BATCH) -> torch.Tensor:
+        """Logits (E, N, K), fp32 on CPU."""
+        raise NotImplementedError
+
+    def predict(self, x: torch.Tensor, batch_size: int = PREDICT_BATCH) -> torch.Tensor:
+        """Predicted classes (E, N), int64 on CPU."""
+        return self.logits(x, batch_size).argmax(dim=-1)
 
 
 def plan_epoch(
@@ -229,10 +317,8 @@ def as_targets(train_y: torch.Tensor, num_classes: int) -> torch.Tensor:
     return soft if rows_are_distributions else torch.softmax(soft, dim=-1)
 
 
-def check_inputs(
-    train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, num_classes: int, seeds: Sequence[int]
-) -> None:
-    """Raise InputError/ConfigError for inputs no engine could train on."""
+def check_images(train_x: torch.Tensor, test_x: torch.Tensor) -> None:
+    """Raise InputError unless the training images are a non-empty batch and the test images match them."""
     for what, x in (("train_x", train_x), ("test_x", test_x)):
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.dtype.is_floating_point:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
@@ -241,6 +327,13 @@ def check_inputs(
         raise InputError(EMPTY_TRAIN)
     if tuple(train_x.shape[1:]) != tuple(test_x.shape[1:]):
         raise InputError(SHAPE_MISMATCH.format(test=tuple(test_x.shape[1:]), train=tuple(train_x.shape[1:])))
+
+
+def check_inputs(
+    train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, num_classes: int, seeds: Sequence[int]
+) -> None:
+    """Raise InputError/ConfigError for inputs no engine could train on."""
+    check_images(train_x, test_x)
     n = train_x.shape[0]
     shape_ok = train_y.dim() == 1 or (train_y.dim() == 2 and train_y.shape[1] == num_classes)
     if not shape_ok or train_y.shape[0] != n:

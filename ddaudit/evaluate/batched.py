@@ -28,16 +28,15 @@ from ddaudit.evaluate._shared import (
     EvaluatorRandomness,
     ProgressCallback,
     PREDICT_BATCH,
-    batch_bounds,
+    Ensemble,
+    TrainingRun,
     compute_context,
     draws_to_device,
-    plan_epoch,
     predict_in_batches,
     soft_cross_entropy,
     to_device,
 )
-from ddaudit.evaluate.augment import AugDraws, DiffAugment
-from ddaudit.evaluate.models import create_model
+from ddaudit.evaluate.augment import AugDraws
 from ddaudit.evaluate.protocol import Protocol
 
 
@@ -72,7 +71,7 @@ def sgd_step(
     return momentum_buffers
 
 
-class BatchedEnsemble:
+class BatchedEnsemble(Ensemble):
     """Trained evaluators as stacked parameters, in chunks of at most ``max_batched``, predicting in ``precision``."""
 
     def __init__(self, base: nn.Module, chunks: list[tuple[dict, dict]], precision: str = "fp32") -> None:
@@ -102,10 +101,6 @@ class BatchedEnsemble:
             out.append(predict_in_batches(forward, x, device, self.precision, batch_size))
         return torch.cat(out).cpu()
 
-    def predict(self, x: torch.Tensor, batch_size: int = PREDICT_BATCH) -> torch.Tensor:
-        """Predicted classes (E, N), int64 on CPU."""
-        return self.logits(x, batch_size).argmax(dim=-1)
-
 
 def train_batched(
     train_x: torch.Tensor,
@@ -120,52 +115,37 @@ def train_batched(
     max_batched: int = 32,
 ) -> BatchedEnsemble:
     """Train one evaluator per seed, ``max_batched`` evaluators per vmapped computation."""
-    n, channel, height, width = train_x.shape
-    bounds = batch_bounds(n, protocol.batch_size)
-    total_steps = len(seeds) * protocol.epochs * len(bounds)
-    if progress is not None:
-        progress(0, total_steps)
-    x_all, t_all = train_x.to(device), targets.to(device)
+    run = TrainingRun.start(train_x, targets, protocol, len(seeds), num_classes, device, progress)
     chunks = []
     base = None
     done = 0
     for first in range(0, len(seeds), max_batched):
         chunk_seeds = list(seeds[first : first + max_batched])
         randomness = [EvaluatorRandomness.from_seed(seed) for seed in chunk_seeds]
-        models = [
-            create_model(protocol.model, channel, num_classes, (height, width), seed=r.init_seed) for r in randomness
-        ]
+        models = [run.create_evaluator(r) for r in randomness]
         if base is None:
             base = copy.deepcopy(models[0]).to("meta").train()
         params, buffers = stack_module_state(models)
         params = {k: v.detach().to(device) for k, v in params.items()}
         buffers = {k: v.detach().to(device) for k, v in buffers.items()}
-        done = _train_chunk(
-            base, params, buffers, x_all, t_all, randomness, protocol, precision, bounds, progress, done, total_steps
-        )
+        done = _train_chunk(run, base, params, buffers, randomness, precision, done)
         chunks.append((params, buffers))
     base.eval()
     return BatchedEnsemble(base, chunks, precision)
 
 
 def _train_chunk(
+    run: TrainingRun,
     base: nn.Module,
     params: dict[str, torch.Tensor],
     buffers: dict[str, torch.Tensor],
-    x_all: torch.Tensor,
-    t_all: torch.Tensor,
     randomness: list[EvaluatorRandomness],
-    protocol: Protocol,
     precision: str,
-    bounds: list[tuple[int, int]],
-    progress: ProgressCallback | None,
     done: int,
-    total_steps: int,
 ) -> int:
     """Train one chunk of stacked evaluators in place; returns the updated step count."""
-    n = x_all.shape[0]
+    protocol, device = run.protocol, run.x.device
     evaluators = len(randomness)
-    aug = DiffAugment(protocol.augmentation_strategy)
     param_list = list(params.values())
     for tensor in param_list:
         tensor.requires_grad_(True)
@@ -175,20 +155,15 @@ def _train_chunk(
         if epoch == protocol.decay_epoch:
             momentum_buffers = None
         lr = protocol.lr_at(epoch)
-        plans = [plan_epoch(r, n, protocol.batch_size, aug) for r in randomness]
-        orders = to_device(torch.stack([order for order, _ in plans]), x_all.device)
-        draws = None if aug.is_identity else draws_to_device(AugDraws.stack([d for _, d in plans]), x_all.device)
-        for start, stop in bounds:
-            idx = orders[:, start:stop]
-            xb = x_all[idx]
-            if draws is not None:
-                flat = aug.apply(xb.flatten(0, 1), draws.rows(start, stop).flatten())
-                xb = flat.view(xb.shape)
+        plans = [run.plan_epoch(r) for r in randomness]
+        orders = to_device(torch.stack([order for order, _ in plans]), device)
+        draws = None if run.augment.is_identity else draws_to_device(AugDraws.stack([d for _, d in plans]), device)
+        for rows, xb in run.batches(orders, draws):
             # Evaluators' losses are independent, so the gradient of their sum
             # with respect to evaluator e's parameters is e's own gradient.
-            with compute_context(precision, x_all.device):
+            with compute_context(precision, device):
                 logits = forward_all(params, buffers, xb)
-            soft_cross_entropy(logits, t_all[idx]).sum().backward()
+            soft_cross_entropy(logits, run.targets[rows]).sum().backward()
             with torch.no_grad():
                 momentum_buffers = sgd_step(
                     param_list,
@@ -200,9 +175,8 @@ def _train_chunk(
                 )
             for tensor in param_list:
                 tensor.grad = None
-        done += evaluators * len(bounds)
-        if progress is not None:
-            progress(done, total_steps)
+        done += evaluators * len(run.bounds)
+        run.report(done)
     for tensor in param_list:
         tensor.requires_grad_(False)
     return done

@@ -9,6 +9,7 @@ otherwise.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -16,17 +17,19 @@ from ddaudit.choices import ENGINES  # the engines the CLI offers (kept free of 
 from ddaudit.errors import ConfigError
 from ddaudit.evaluate._shared import (
     PREDICT_BATCH,
+    Ensemble,
     ProgressCallback,
     as_targets,
     batch_bounds,
+    check_images,
     check_inputs,
     plan_compile,
     resolve_precision,
 )
-from ddaudit.evaluate.batched import BatchedEnsemble, train_batched
+from ddaudit.evaluate.batched import train_batched
 from ddaudit.evaluate.models import is_batchable
 from ddaudit.evaluate.protocol import Protocol, get_protocol
-from ddaudit.evaluate.sequential import SequentialEnsemble, train_sequential
+from ddaudit.evaluate.sequential import train_sequential
 
 UNKNOWN_ENGINE = "unknown engine {engine!r}: use one of auto, batched, sequential"
 NOT_BATCHABLE = "model {model} uses BatchNorm and cannot be trained batched: use the sequential engine (--sequential)"
@@ -67,7 +70,7 @@ def train_evaluators(
     test_size: int = 0,
     progress: ProgressCallback | None = None,
     max_batched: int = 32,
-) -> SequentialEnsemble | BatchedEnsemble:
+) -> Ensemble:
     """Train one evaluator per seed; returns an ensemble with ``logits(x)`` and ``predict(x)``.
 
     ``train_y`` holds hard labels (N,) or soft labels (N, K) (probabilities,
@@ -114,38 +117,19 @@ def train_and_predict(
     train_y: torch.Tensor,
     test_x: torch.Tensor,
     *,
-    protocol: Protocol | str,
-    seeds: Sequence[int],
-    num_classes: int,
-    device: str | torch.device = "cpu",
-    engine: str = "auto",
-    precision: str = "auto",
-    compile: str = "auto",
     test_batch_size: int = PREDICT_BATCH,
-    progress: ProgressCallback | None = None,
-    max_batched: int = 32,
+    **options: Any,
 ) -> torch.Tensor:
     """Train one evaluator per seed on (train_x, train_y); return their test predictions.
 
     Returns an int64 CPU tensor (E, N_test): row ``e`` holds the classes the
-    final-epoch network of ``seeds[e]`` predicts for ``test_x``. See
-    :func:`train_evaluators` for the arguments; ``engine`` is ``"auto"``,
-    ``"batched"`` or ``"sequential"``.
+    final-epoch network of ``seeds[e]`` predicts for ``test_x``, ``test_batch_size``
+    images per forward pass. ``options`` are the keyword arguments of
+    :func:`train_evaluators` (``protocol``, ``seeds`` and ``num_classes`` required;
+    ``device``, ``engine``, ``precision``, ``compile``, ``progress``, ``max_batched``),
+    with ``test_size`` taken from ``test_x``. The test images are checked against
+    the training images before any training.
     """
-    seeds = [int(seed) for seed in seeds]
-    check_inputs(train_x, train_y, test_x, num_classes, seeds)
-    ensemble = train_evaluators(
-        train_x,
-        train_y,
-        protocol=protocol,
-        seeds=seeds,
-        num_classes=num_classes,
-        device=device,
-        engine=engine,
-        precision=precision,
-        compile=compile,
-        test_size=test_x.shape[0],
-        progress=progress,
-        max_batched=max_batched,
-    )
+    check_images(train_x, test_x)
+    ensemble = train_evaluators(train_x, train_y, test_size=test_x.shape[0], **options)
     return ensemble.predict(test_x.detach().float(), batch_size=test_batch_size)

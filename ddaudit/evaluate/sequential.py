@@ -16,21 +16,19 @@ from ddaudit.evaluate._shared import (
     ProgressCallback,
     PREDICT_BATCH,
     CompilePlan,
-    batch_bounds,
+    Ensemble,
+    TrainingRun,
     compiled,
     compute_context,
     draws_to_device,
-    plan_epoch,
     predict_in_batches,
     soft_cross_entropy,
     to_device,
 )
-from ddaudit.evaluate.augment import DiffAugment
-from ddaudit.evaluate.models import create_model
 from ddaudit.evaluate.protocol import Protocol
 
 
-class SequentialEnsemble:
+class SequentialEnsemble(Ensemble):
     """Trained evaluators as a list of modules (in eval mode), predicting in ``precision``,
     through ``torch.compile`` when ``compile_predict``."""
 
@@ -56,10 +54,6 @@ class SequentialEnsemble:
             out.append(predict_in_batches(forward, x, device, self.precision, batch_size, pad_last=self.compile_predict))
         return torch.stack(out).cpu()
 
-    def predict(self, x: torch.Tensor, batch_size: int = PREDICT_BATCH) -> torch.Tensor:
-        """Predicted classes (E, N), int64 on CPU."""
-        return self.logits(x, batch_size).argmax(dim=-1)
-
 
 def train_sequential(
     train_x: torch.Tensor,
@@ -80,17 +74,11 @@ def train_sequential(
     whether the forward pass runs through ``torch.compile`` in training and in
     prediction.
     """
-    n, channel, height, width = train_x.shape
-    aug = DiffAugment(protocol.augmentation_strategy)
-    bounds = batch_bounds(n, protocol.batch_size)
-    total_steps = len(seeds) * protocol.epochs * len(bounds)
-    if progress is not None:
-        progress(0, total_steps)
-    x_all, t_all = train_x.to(device), targets.to(device)
+    run = TrainingRun.start(train_x, targets, protocol, len(seeds), num_classes, device, progress)
     models = []
     for index, seed in enumerate(seeds):
         randomness = EvaluatorRandomness.from_seed(seed)
-        model = create_model(protocol.model, channel, num_classes, (height, width), seed=randomness.init_seed)
+        model = run.create_evaluator(randomness)
         model.to(device).train()
         forward = compiled(model) if compile_plan.train else model
         optimizer = None
@@ -102,22 +90,17 @@ def train_sequential(
                     momentum=protocol.momentum,
                     weight_decay=protocol.weight_decay,
                 )
-            order, draws = plan_epoch(randomness, n, protocol.batch_size, aug)
+            order, draws = run.plan_epoch(randomness)
             order = to_device(order, device)
             draws = draws_to_device(draws, device) if draws is not None else None
-            for start, stop in bounds:
-                idx = order[start:stop]
-                xb = x_all[idx]
-                if draws is not None:
-                    xb = aug.apply(xb, draws.rows(start, stop))
+            for rows, xb in run.batches(order, draws):
                 with compute_context(precision, device):
                     logits = forward(xb)
-                loss = soft_cross_entropy(logits, t_all[idx])
+                loss = soft_cross_entropy(logits, run.targets[rows])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-            if progress is not None:
-                progress((index * protocol.epochs + epoch + 1) * len(bounds), total_steps)
+            run.report((index * protocol.epochs + epoch + 1) * len(run.bounds))
         model.eval()
         models.append(model)
     return SequentialEnsemble(models, precision, compile_plan.predict)
