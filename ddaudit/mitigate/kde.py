@@ -56,11 +56,12 @@ import math
 import statistics
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from ddaudit.errors import ConfigError, InputError
-from ddaudit.mitigate._vector_file import load_vector, save_vector
+from ddaudit.mitigate._vector_file import VectorFile
 
 BANDWIDTH_RULES = ("scott", "silverman", "scott-dim", "silverman-dim")
 NORMALIZATIONS = ("class", "global")
@@ -76,9 +77,6 @@ ERR_POWER = "power must be a finite number >= 0; got {value!r}."
 ERR_MAX_WEIGHT = "max_weight must be >= 1 (a multiple of the mean weight); got {value!r}."
 ERR_LOO_QUERIES = "leave_one_out needs the queries to be the data itself; pass queries=None."
 ERR_DEGENERATE = "all embeddings are identical, so a rule-of-thumb bandwidth is 0; pass a numeric bandwidth."
-ERR_FILE_EXISTS = "{path} already exists; pass --force to overwrite it."
-ERR_FILE_MISSING = "weights file {path} does not exist; write it with `ddaudit weights --real PRESET -o FILE`."
-ERR_FILE_CONTENT = "weights file {path} is not a ddaudit weights file (a dict with a 1-D float 'weights' tensor)."
 ERR_MIN_ESS = "min_ess must be a fraction of the class in [0, 1]; got {value!r}."
 ERR_NOT_FINITE = "embeddings contain NaN or infinite values; check the surrogate's output."
 
@@ -401,31 +399,24 @@ def kde_weights(
     )
 
 
-def save_weights(
-    path: str | Path,
-    weights: torch.Tensor,
-    *,
-    settings: dict,
-    dataset: str,
-    labels: torch.Tensor | None = None,
-    recovery: dict | None = None,
-    force: bool = False,
-) -> Path:
+#: The file ``--weights`` and ``fair_matching(mode="weights")`` consume: float32 weights in training order.
+WEIGHTS_FILE = VectorFile("weights", floating=True, written_by="ddaudit weights --real PRESET -o FILE")
+ERR_FILE_EXISTS = WEIGHTS_FILE.exists_message
+ERR_FILE_MISSING = WEIGHTS_FILE.missing_message
+ERR_FILE_CONTENT = WEIGHTS_FILE.content_message
+
+
+def save_weights(path: str | Path, weights: torch.Tensor, **fields: Any) -> Path:
     """Write ``{"weights", "labels", "settings", "dataset"}`` aligned with the dataset's training order.
 
-    This is the file ``--weights`` and ``fair_matching(mode="weights")`` consume;
-    ``labels`` lets a reader check that its training set has the same order;
-    ``recovery`` (optional) records :func:`~ddaudit.mitigate.recovery.weight_recovery`
-    when true groups were known.
+    ``fields`` are those of :meth:`~ddaudit.mitigate._vector_file.VectorFile.save`:
+    ``settings`` and ``dataset`` (required), ``labels``, ``recovery`` (e.g.
+    :func:`~ddaudit.mitigate.recovery.weight_recovery` when true groups were
+    known) and ``force``.
     """
-    return save_vector(
-        path, "weights", weights.detach().cpu().float(), settings=settings, dataset=dataset, labels=labels,
-        recovery=recovery, force=force, exists_message=ERR_FILE_EXISTS,
-    )
+    return WEIGHTS_FILE.save(path, weights, **fields)
 
 
 def load_weights(path: str | Path) -> dict:
     """Read a weights file written by :func:`save_weights` (safely: ``weights_only=True``)."""
-    return load_vector(
-        path, "weights", floating=True, missing_message=ERR_FILE_MISSING, content_message=ERR_FILE_CONTENT
-    )
+    return WEIGHTS_FILE.load(path)

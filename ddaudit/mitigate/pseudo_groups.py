@@ -42,12 +42,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from ddaudit.errors import ConfigError, InputError
-from ddaudit.mitigate._vector_file import load_vector, save_vector
+from ddaudit.mitigate._vector_file import VectorFile
 
 METHODS = ("dbscan", "kmeans", "prediction")
 MEDIAN_SAMPLE = 2000
@@ -58,9 +59,6 @@ ERR_POSITIVE = "{name} must be a positive number; got {value!r}."
 ERR_MIN_SAMPLES = "min_samples must be a whole number >= 1; got {value!r}."
 ERR_SHAPES = "embeddings must be (N, D) and labels (N,) with the same N; got {embeddings} and {labels}."
 ERR_NOT_FINITE = "embeddings contain NaN or infinite values; check the surrogate's output."
-ERR_FILE_EXISTS = "{path} already exists; pass --force to overwrite it."
-ERR_FILE_MISSING = "groups file {path} does not exist; write it with `ddaudit weights --pseudo-groups FILE`."
-ERR_FILE_CONTENT = "groups file {path} is not a ddaudit groups file (a dict with a 1-D integer 'groups' tensor)."
 
 
 def median_pairwise_distance(embeddings: torch.Tensor, seed: int = 0) -> float:
@@ -157,25 +155,22 @@ def pseudo_groups(
     return torch.from_numpy(groups)
 
 
-def save_groups(
-    path: str | Path,
-    groups: torch.Tensor,
-    *,
-    settings: dict,
-    dataset: str,
-    labels: torch.Tensor | None = None,
-    recovery: dict | None = None,
-    force: bool = False,
-) -> Path:
-    """Write ``{"groups", "labels", "settings", "dataset"[, "recovery"]}``, the file ``--groups`` accepts."""
-    return save_vector(
-        path, "groups", groups.detach().cpu().long(), settings=settings, dataset=dataset, labels=labels,
-        recovery=recovery, force=force, exists_message=ERR_FILE_EXISTS,
-    )
+#: The file ``--groups`` accepts: int64 pseudo-group ids in training order.
+GROUPS_FILE = VectorFile("groups", floating=False, written_by="ddaudit weights --pseudo-groups FILE")
+ERR_FILE_EXISTS = GROUPS_FILE.exists_message
+ERR_FILE_MISSING = GROUPS_FILE.missing_message
+ERR_FILE_CONTENT = GROUPS_FILE.content_message
+
+
+def save_groups(path: str | Path, groups: torch.Tensor, **fields: Any) -> Path:
+    """Write ``{"groups", "labels", "settings", "dataset"[, "recovery"]}``, the file ``--groups`` accepts.
+
+    ``fields`` are those of :meth:`~ddaudit.mitigate._vector_file.VectorFile.save` (``settings``,
+    ``dataset``, ``labels``, ``recovery``, ``force``).
+    """
+    return GROUPS_FILE.save(path, groups, **fields)
 
 
 def load_groups(path: str | Path) -> dict:
     """Read a groups file written by :func:`save_groups` (safely: ``weights_only=True``)."""
-    return load_vector(
-        path, "groups", floating=False, missing_message=ERR_FILE_MISSING, content_message=ERR_FILE_CONTENT
-    )
+    return GROUPS_FILE.load(path)

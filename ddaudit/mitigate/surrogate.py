@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -217,14 +218,11 @@ def embed_images(
 
 
 def surrogate_embeddings(
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    settings: SurrogateSettings = SurrogateSettings(),
-    *,
-    num_classes: int | None = None,
-    device: str | torch.device = "cpu",
-    progress: Callable[[int, int], None] | None = None,
+    images: torch.Tensor, labels: torch.Tensor, settings: SurrogateSettings = SurrogateSettings(), **options: Any
 ) -> torch.Tensor:
-    """Train a surrogate on the training set and return its embeddings (N, proj_dim), in dataset order."""
-    model = train_surrogate(images, labels, settings, num_classes=num_classes, device=device, progress=progress)
+    """Train a surrogate on the training set and return its embeddings (N, proj_dim), in dataset order.
+
+    ``options`` are those of :func:`train_surrogate` (``num_classes``, ``device``, ``progress``).
+    """
+    model = train_surrogate(images, labels, settings, **options)
     return embed_images(model, images)
