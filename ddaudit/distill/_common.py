@@ -1,4 +1,4 @@
-"""What the reference distillers share: the result, the real-batch sampler, initialisation, seeds."""
+"""What the reference distillers share: the result, the real-batch sampler, initialisation, seeds, the run's state."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from ddaudit.data import GroupTensors
 from ddaudit.errors import ConfigError, InputError
+from ddaudit.evaluate import DiffAugment, create_model
 from ddaudit.mitigate.groups import check_mode, check_weights
 
 #: progress(done, total): called after every distillation iteration.
@@ -146,3 +148,75 @@ def method_name(base: str, mode: str) -> str:
 def next_seed(generator: torch.Generator) -> int:
     """A seed for the next freshly initialised network, drawn from the run's own generator."""
     return int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+
+
+class MatchingRun:
+    """The state a reference distiller sets up before its loop, and the draws it makes inside it.
+
+    One ``torch.Generator`` seeded by ``seed`` makes every random draw, in this
+    order: the initial images; then each iteration a network seed
+    (:meth:`new_network`) and, per class, a real batch and the DSA parameters
+    shared by the real and synthetic images of that class (:meth:`class_batch`),
+    between the draws the distiller makes itself. The synthetic ``images`` are
+    class-major leaves on ``device`` with their ``labels``, updated by
+    ``optimizer`` (SGD on the images, momentum 0.5, as in DatasetCondensation).
+    """
+
+    def __init__(
+        self,
+        real: GroupTensors,
+        *,
+        num_classes: int,
+        ipc: int,
+        init: str,
+        model: str,
+        lr_img: float,
+        batch_real: int,
+        weights: torch.Tensor | None,
+        sample_weights: torch.Tensor | None,
+        dsa: bool,
+        dsa_strategy: str,
+        seed: int,
+        device: str | torch.device,
+    ) -> None:
+        self.num_classes, self.ipc, self.model, self.batch_real, self.device = num_classes, ipc, model, batch_real, device
+        self.augment = DiffAugment(dsa_strategy) if dsa else None
+        self.generator = torch.Generator().manual_seed(int(seed))
+        self.sampler = ClassSampler(real.y, num_classes, sample_weights)
+        self.channel, self.im_size = int(real.x.shape[1]), tuple(int(s) for s in real.x.shape[2:])
+        initial = initial_images(real, self.sampler, num_classes, ipc, init, self.generator)
+        self.images = initial.to(device).requires_grad_(True)
+        self.labels = class_major_labels(num_classes, ipc).to(device)
+        self.optimizer = torch.optim.SGD([self.images], lr=lr_img, momentum=0.5)
+        self.real_x, self.real_a = real.x.to(device), real.a.to(device)
+        self.real_w = None if weights is None else weights.to(device)
+
+    def new_network(self) -> nn.Module:
+        """A freshly initialised network in train mode, seeded from the run's generator."""
+        net = create_model(self.model, self.channel, self.num_classes, self.im_size, seed=next_seed(self.generator))
+        return net.to(self.device).train()
+
+    def class_rows(self, c: int) -> slice:
+        """Where class ``c`` lies in the class-major ``images`` and ``labels``."""
+        return slice(c * self.ipc, (c + 1) * self.ipc)
+
+    def class_batch(self, c: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Draw a real batch of class ``c``: its row indices, its images and the class's synthetic images,
+        both after the same DSA transform when DSA is on."""
+        index = self.sampler.draw(c, self.batch_real, self.generator).to(self.device)
+        x_real, x_syn = self.real_x[index], self.images[self.class_rows(c)]
+        if self.augment is not None:
+            x_real, x_syn = self.augment.siamese(x_real, x_syn, generator=self.generator)
+        return index, x_real, x_syn
+
+    def group_arguments(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What a ``fair_matching`` loss needs about the real rows ``index``: their groups, and their weights
+        in mode ``weights``."""
+        extra = {"groups": self.real_a[index]}
+        if self.real_w is not None:
+            extra["weights"] = self.real_w[index]
+        return extra
+
+    def result(self, history: list[float], meta: dict) -> SyntheticResult:
+        """The learned images and labels on the CPU, with the loss history and the run's settings."""
+        return SyntheticResult(images=self.images.detach().cpu(), labels=self.labels.cpu(), history=history, meta=meta)

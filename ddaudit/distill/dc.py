@@ -34,18 +34,15 @@ from torch import nn
 
 from ddaudit.data import GroupTensors
 from ddaudit.distill._common import (
-    ClassSampler,
+    MatchingRun,
     Progress,
     SyntheticResult,
     check_common,
     check_positive,
-    class_major_labels,
-    initial_images,
     method_name,
-    next_seed,
 )
 from ddaudit.errors import ConfigError, InputError
-from ddaudit.evaluate import DEFAULT_STRATEGY, DiffAugment, create_model
+from ddaudit.evaluate import DEFAULT_STRATEGY
 from ddaudit.hooks import fair_matching
 
 METRICS = ("ours", "mse", "cos")
@@ -171,12 +168,12 @@ def _batchnorm_layers(net: nn.Module) -> list[nn.Module]:
     return [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 
-def _freeze_batchnorm(net, layers, real_x, sampler, num_classes, generator) -> None:
+def _freeze_batchnorm(net, layers, run: MatchingRun) -> None:
     """Set BatchNorm statistics from a few real images per class, then hold them (as DC does)."""
-    index = torch.cat([sampler.draw(c, BN_IMAGES_PER_CLASS, generator) for c in range(num_classes)])
+    index = torch.cat([run.sampler.draw(c, BN_IMAGES_PER_CLASS, run.generator) for c in range(run.num_classes)])
     net.train()
     with torch.no_grad():
-        net(real_x[index.to(real_x.device)])
+        net(run.real_x[index.to(run.real_x.device)])
     for layer in layers:
         layer.eval()
 
@@ -245,57 +242,44 @@ def distill_dc(
     class_loss = fair_matching(mode=mode, reduce=reduce, strategy="weighted", min_group_size=min_group_size)(
         gradient_match_loss
     )
-    augment = DiffAugment(dsa_strategy) if dsa else None
-    generator = torch.Generator().manual_seed(int(seed))
-    sampler = ClassSampler(real.y, num_classes, sample_weights)
-    channel, im_size = int(real.x.shape[1]), tuple(int(s) for s in real.x.shape[2:])
-
-    images = initial_images(real, sampler, num_classes, ipc, init, generator).to(device).requires_grad_(True)
-    labels = class_major_labels(num_classes, ipc).to(device)
-    optimizer_img = torch.optim.SGD([images], lr=lr_img, momentum=0.5)
-    real_x, real_a = real.x.to(device), real.a.to(device)
-    real_w = None if weights is None else weights.to(device)
+    run = MatchingRun(
+        real, num_classes=num_classes, ipc=ipc, init=init, model=model, lr_img=lr_img, batch_real=batch_real,
+        weights=weights, sample_weights=sample_weights, dsa=dsa, dsa_strategy=dsa_strategy, seed=seed, device=device,
+    )
+    images, labels = run.images, run.labels
 
     history: list[float] = []
     for iteration in range(iterations):
-        net = create_model(model, channel, num_classes, im_size, seed=next_seed(generator)).to(device)
-        net.train()
+        net = run.new_network()
         params = [p for p in net.parameters() if p.requires_grad]
         optimizer_net = torch.optim.SGD(net.parameters(), lr=lr_net)
         batchnorm = _batchnorm_layers(net)
         total = 0.0
         for outer in range(outer_loop):
             if batchnorm:
-                _freeze_batchnorm(net, batchnorm, real_x, sampler, num_classes, generator)
+                _freeze_batchnorm(net, batchnorm, run)
             loss = images.new_zeros(())
             for c in range(num_classes):
-                index = sampler.draw(c, batch_real, generator).to(device)
-                x_real, x_syn = real_x[index], images[c * ipc : (c + 1) * ipc]
-                if augment is not None:
-                    x_real, x_syn = augment.siamese(x_real, x_syn, generator=generator)
-                syn_loss = F.cross_entropy(net(x_syn), labels[c * ipc : (c + 1) * ipc])
+                index, x_real, x_syn = run.class_batch(c)
+                syn_loss = F.cross_entropy(net(x_syn), labels[run.class_rows(c)])
                 gw_syn = torch.autograd.grad(syn_loss, params, create_graph=True)
-                extra = {"groups": real_a[index]}
-                if real_w is not None:
-                    extra["weights"] = real_w[index]
+                extra = run.group_arguments(index)
                 loss = loss + class_loss(x_real, gw_syn, net=net, label=c, params=params, metric=metric, **extra)
-            optimizer_img.zero_grad(set_to_none=True)
+            run.optimizer.zero_grad(set_to_none=True)
             loss.backward(inputs=[images])
-            optimizer_img.step()
+            run.optimizer.step()
             total += float(loss.detach())
             if outer == outer_loop - 1:
                 break
             _train_on_synthetic(
-                net, optimizer_net, images.detach(), labels, inner_loop, batch_train, augment, generator
+                net, optimizer_net, images.detach(), labels, inner_loop, batch_train, run.augment, run.generator
             )
         history.append(total / (num_classes * outer_loop))
         if progress is not None:
             progress(iteration + 1, iterations)
 
-    return SyntheticResult(
-        images=images.detach().cpu(),
-        labels=labels.cpu(),
-        history=history,
+    return run.result(
+        history,
         meta={
             "method": method_name("DSA" if dsa else "DC", mode),
             "mode": mode,

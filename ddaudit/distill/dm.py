@@ -22,17 +22,14 @@ import torch
 
 from ddaudit.data import GroupTensors
 from ddaudit.distill._common import (
-    ClassSampler,
+    MatchingRun,
     Progress,
     SyntheticResult,
     check_common,
     check_positive,
-    class_major_labels,
-    initial_images,
     method_name,
-    next_seed,
 )
-from ddaudit.evaluate import DEFAULT_STRATEGY, DiffAugment, create_model
+from ddaudit.evaluate import DEFAULT_STRATEGY
 from ddaudit.hooks import fair_matching
 
 
@@ -82,28 +79,19 @@ def distill_dm(
     class_loss = fair_matching(
         mode=mode, reduce=reduce, strategy=strategy, min_group_size=min_group_size, mean_matching=True
     )(dm_loss)
-    augment = DiffAugment(dsa_strategy) if dsa else None
-    generator = torch.Generator().manual_seed(int(seed))
-    sampler = ClassSampler(real.y, num_classes, sample_weights)
-    channel, im_size = int(real.x.shape[1]), tuple(int(s) for s in real.x.shape[2:])
-
-    images = initial_images(real, sampler, num_classes, ipc, init, generator).to(device).requires_grad_(True)
-    optimizer = torch.optim.SGD([images], lr=lr_img, momentum=0.5)
-    real_x, real_a = real.x.to(device), real.a.to(device)
-    real_w = None if weights is None else weights.to(device)
+    run = MatchingRun(
+        real, num_classes=num_classes, ipc=ipc, init=init, model=model, lr_img=lr_img, batch_real=batch_real,
+        weights=weights, sample_weights=sample_weights, dsa=dsa, dsa_strategy=dsa_strategy, seed=seed, device=device,
+    )
 
     history: list[float] = []
     for iteration in range(iterations):
-        net = create_model(model, channel, num_classes, im_size, seed=next_seed(generator)).to(device)
-        net.train()
+        net = run.new_network()
         net.requires_grad_(False)
 
         rows, real_batches, syn_batches = [], [], []
         for c in range(num_classes):
-            index = sampler.draw(c, batch_real, generator).to(device)
-            x_real, x_syn = real_x[index], images[c * ipc : (c + 1) * ipc]
-            if augment is not None:
-                x_real, x_syn = augment.siamese(x_real, x_syn, generator=generator)
+            index, x_real, x_syn = run.class_batch(c)
             rows.append(index)
             real_batches.append(x_real)
             syn_batches.append(x_syn)
@@ -111,23 +99,18 @@ def distill_dm(
             real_features = net.embed(torch.cat(real_batches)).split([len(r) for r in rows])
         syn_features = net.embed(torch.cat(syn_batches)).split(ipc)
 
-        loss = images.new_zeros(())
+        loss = run.images.new_zeros(())
         for c, index in enumerate(rows):
-            extra = {"groups": real_a[index]}
-            if real_w is not None:
-                extra["weights"] = real_w[index]
-            loss = loss + class_loss(real_features[c], syn_features[c], **extra)
-        optimizer.zero_grad(set_to_none=True)
+            loss = loss + class_loss(real_features[c], syn_features[c], **run.group_arguments(index))
+        run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        run.optimizer.step()
         history.append(float(loss.detach()) / num_classes)
         if progress is not None:
             progress(iteration + 1, iterations)
 
-    return SyntheticResult(
-        images=images.detach().cpu(),
-        labels=class_major_labels(num_classes, ipc),
-        history=history,
+    return run.result(
+        history,
         meta={
             "method": method_name("DM", mode),
             "mode": mode,
