@@ -21,7 +21,7 @@ import torch
 
 import ddaudit
 from ddaudit.errors import ConfigError, InputError, PatchError
-from ddaudit.hooks.patchers._checks import ERR_NO_MODULE
+from ddaudit.hooks.patchers._checks import ERR_NO_MODULE, require_call_site
 from ddaudit.hooks.patchers._device import DEVICES, ERR_DEVICE, force_cpu
 from ddaudit.hooks.patchers._draws import DrawRecorder
 from ddaudit.hooks.patchers._experts import check_strategy
@@ -78,6 +78,16 @@ class Patcher:
 
     def requires_interception(self) -> bool:
         return self.session.mode != "none"
+
+    def require_recorded_draws(self) -> None:
+        """Refuse a script that draws its real batches other than by ``np.random.permutation`` when the
+        run needs to know their rows (a fair mode or a groups table): :class:`DrawRecorder` finds them there."""
+        session = self.session
+        if session.mode != "none" or session.table.groups is not None:
+            require_call_site(
+                self.codebase, session.script.name, session.source, r"np\.random\.permutation\s*\(",
+                "draw real batches with np.random.permutation(indices_class[c])",
+            )
 
     def finish(self) -> None:
         """After a successful run: refuse to report a fair run that changed nothing."""

@@ -138,11 +138,7 @@ class AdapterPatcher(Patcher):
         session, spec = self.session, self.spec
         session.summary.variant = spec.kind
         session.summary.fork = spec.name
-        if session.mode != "none" or session.table.groups is not None:
-            require_call_site(
-                self.codebase, session.script.name, session.source, r"np\.random\.permutation\s*\(",
-                "draw real batches with np.random.permutation(indices_class[c])",
-            )
+        self.require_recorded_draws()
         session.stack.replace(np.random, "permutation", session.recorder.patched_permutation(np.random.permutation))
         self._patch(spec.dataset_module, spec.dataset_function, self._dataset)
         fields = spec.fields

@@ -58,11 +58,7 @@ class DataDAMPatcher(Patcher):
             raise PatchError(ERR_VARIANT.format(script=script))
         session.summary.variant = "attention"
         require_call_site(CODEBASE, script, session.source, r"from\s+utils\s+import", "import its helpers from utils")
-        if session.mode != "none" or session.table.groups is not None:
-            require_call_site(
-                CODEBASE, script, session.source, r"np\.random\.permutation\s*\(",
-                "draw real batches with np.random.permutation(indices_class[c])",
-            )
+        self.require_recorded_draws()
         utils = session.import_module("utils")
         get_dataset = require_function(CODEBASE, utils, GET_DATASET)
         get_network = require_function(CODEBASE, utils, GET_NETWORK)

@@ -83,11 +83,7 @@ class DatasetCondensationPatcher(Patcher):
         self.utils = utils
         get_dataset = require_function(CODEBASE, utils, GET_DATASET)
         get_network = require_function(CODEBASE, utils, GET_NETWORK)
-        if session.mode != "none" or session.table.groups is not None:
-            require_call_site(
-                CODEBASE, script, session.source, r"np\.random\.permutation\s*\(",
-                "draw real batches with np.random.permutation(indices_class[c])",
-            )
+        self.require_recorded_draws()
         stack = session.stack
         stack.replace(utils, "get_dataset", self._get_dataset(get_dataset))
         stack.replace(np.random, "permutation", session.recorder.patched_permutation(np.random.permutation))

@@ -50,11 +50,7 @@ class IDMPatcher(Patcher):
         session.summary.variant = "dm"
         require_call_site(CODEBASE, script, session.source, r"from\s+utils\s+import\s+get_dataset", "import get_dataset from utils")
         require_call_site(CODEBASE, script, session.source, r"from\s+dc_utils\s+import", "import its helpers from dc_utils")
-        if session.mode != "none" or session.table.groups is not None:
-            require_call_site(
-                CODEBASE, script, session.source, r"np\.random\.permutation\s*\(",
-                "draw real batches with np.random.permutation(indices_class[c])",
-            )
+        self.require_recorded_draws()
         utils = session.import_module("utils")
         dc_utils = session.import_module("dc_utils")
         get_dataset = require_function(CODEBASE, utils, GET_DATASET)
