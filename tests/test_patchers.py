@@ -369,6 +369,27 @@ def test_a_fork_with_another_match_loss_signature_is_refused():
     _assert_same_state(before)
 
 
+@pytest.mark.parametrize("codebase,script", [
+    ("datasetcondensation", "main_DM.py"), ("idm", "IDM_toy.py"), ("datadam", "main_DataDAM.py"),
+])
+def test_a_script_that_draws_real_batches_otherwise_is_refused_only_when_groups_are_needed(tmp_path, codebase, script):
+    import shutil
+
+    folder = tmp_path / codebase
+    shutil.copytree(FIXTURES / codebase, folder)
+    source = (folder / script).read_text()
+    assert "np.random.permutation(" in source
+    (folder / script).write_text(source.replace("np.random.permutation(", "np.random.default_rng(0).permutation("))
+    before = _global_state()
+    with pytest.raises(PatchError, match=rf"{codebase}: {script} does not draw real batches with np.random.permutation"):
+        with patch(codebase, folder / script, groups=[0, 1]):
+            pass
+    _assert_same_state(before)
+    with patch(codebase, folder / script, mode="none"):  # without groups no batch rows are needed
+        pass
+    _assert_same_state(before)
+
+
 def test_a_run_that_reaches_no_loss_site_is_an_error(tmp_path):
     with pytest.raises(PatchError, match="no loss call reached them"):
         run("datasetcondensation", DC / "main_DM.py", ["--Iteration", -1, "--save_path", tmp_path], groups=DC_GROUPS)
