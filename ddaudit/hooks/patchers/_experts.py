@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from ddaudit.choices import EXPERT_STRATEGIES  # expert-training strategies for ``--experts``
 from ddaudit.errors import ConfigError
+from ddaudit.hooks.patchers._criterion import intercepting_criterion
 from ddaudit.mitigate.groups import row_scales
 
 ERR_STRATEGY = "unknown --experts {value!r}; use sample (group-balanced batches) or reweight (weighted cross-entropy)"
@@ -150,16 +151,9 @@ class ExpertTraining:
             session.summary.count("expert_batch")
 
     def criterion_class(self, base: type) -> type:
-        training = self
-
-        class GroupAwareCrossEntropyLoss(base):
-            """``CrossEntropyLoss`` that importance-weights the recorded expert-training batches."""
-
-            def forward(self, input, target):
-                return training.on_criterion(self, input, target, super().forward)
-
-        GroupAwareCrossEntropyLoss.__name__ = base.__name__
-        return GroupAwareCrossEntropyLoss
+        return intercepting_criterion(
+            base, self.on_criterion, "``CrossEntropyLoss`` that importance-weights the recorded expert-training batches."
+        )
 
     def on_criterion(self, module, input, target, plain):
         if not self._pending or len(self._pending[0]) != input.shape[0] or module.reduction != "mean":

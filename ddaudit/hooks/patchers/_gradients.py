@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 from ddaudit.errors import PatchError
 from ddaudit.hooks.fair_matching import SmallGroupWarning, fair_matching
+from ddaudit.hooks.patchers._criterion import intercepting_criterion
 from ddaudit.mitigate.groups import row_scales
 
 ERR_GRAD_NOT_SEEN = (
@@ -76,16 +77,9 @@ class RealGradientChannel:
     # 1. the criterion ---------------------------------------------------------------
 
     def criterion_class(self, base: type) -> type:
-        channel = self
-
-        class GroupAwareCrossEntropyLoss(base):
-            """``CrossEntropyLoss`` that remembers the real class batch's per-sample losses."""
-
-            def forward(self, input, target):
-                return channel.on_criterion(self, input, target, super().forward)
-
-        GroupAwareCrossEntropyLoss.__name__ = base.__name__
-        return GroupAwareCrossEntropyLoss
+        return intercepting_criterion(
+            base, self.on_criterion, "``CrossEntropyLoss`` that remembers the real class batch's per-sample losses."
+        )
 
     def on_criterion(self, module, input, target, plain):
         session = self.session
