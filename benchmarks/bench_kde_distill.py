@@ -76,6 +76,8 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--eval-epochs", type=int, default=1000)
     parser.add_argument("--num-eval", type=int, default=10)
     parser.add_argument("--distiller", choices=["dm", "dc"], default="dm")
+    parser.add_argument("--init", choices=["real", "noise"], default=None,
+                        help="synthetic images start from real images or noise (default: the distiller's own)")
     parser.add_argument("--outer-loop", type=int, default=None, help="DC: outer loop (default: DC's get_loops)")
     parser.add_argument("--inner-loop", type=int, default=None, help="DC: inner loop (default: DC's get_loops)")
     parser.add_argument("--surrogate", choices=["bias", "supcon"], default="bias",
@@ -153,6 +155,7 @@ def distil_and_audit(real, variant: str, ipc: int, weights, groups, args, device
         weights=weights if variant == "kde" else None,
         sample_weights=weights if variant.endswith("sample") else None,
         model=args.distill_model, batch_real=args.batch_real, seed=args.seed, device=device,
+        **({} if args.init is None else {"init": args.init}),
     )
     if args.distiller == "dm":
         result = distill_dm(train, lr_img=args.lr_img, dsa=not args.no_dsa, **common)
