@@ -8,6 +8,13 @@ maps, page-faults (one fault per 4 KiB page) and unmaps its output again: on a
 (19 million minor page faults). :func:`keep_freed_memory` tells glibc to serve
 large blocks from its heap and to keep freed memory for reuse, so the pages are
 faulted in once.
+
+Gradient matching (DC) differentiates through gradients that shrink towards
+float32's subnormal range once the network fits the synthetic set; x86 CPUs
+handle subnormal operands in microcode, dozens of times slower.
+:func:`flush_denormals` rounds them to zero for the duration of a call: one DC
+iteration (10 outer x 10 inner loops, IPC 10) took 115 s without it and 8.7 s
+with it on the 2-core machine. Evaluator training showed no difference.
 """
 
 from __future__ import annotations
@@ -15,6 +22,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
 
 # mallopt parameter numbers from glibc's <malloc.h>.
 M_TRIM_THRESHOLD = -1
@@ -51,3 +62,25 @@ def keep_freed_memory() -> bool:
     ok = ok and mallopt(M_TOP_PAD, 64 * 2**20) == 1
     _applied = ok
     return ok
+
+
+def denormals_flushed() -> bool:
+    """Whether this thread rounds subnormal floats to zero (read off an arithmetic result)."""
+    return float(torch.tensor([1e-39]) * 1.0) == 0.0
+
+
+@contextmanager
+def flush_denormals() -> Iterator[bool]:
+    """Round subnormal floats to zero inside the block, then restore the caller's setting.
+
+    Yields whether the CPU supports it (SSE3 on x86; elsewhere nothing changes).
+    Values below 1.2e-38 become 0, so results can differ from an unflushed run in
+    the last digits; the same seed still gives the same result.
+    """
+    before = denormals_flushed()
+    supported = torch.set_flush_denormal(True)
+    try:
+        yield supported
+    finally:
+        if supported and not before:
+            torch.set_flush_denormal(False)
