@@ -9,7 +9,7 @@ Two steps, so that each fits a short slot on a shared machine:
           DM; for every IPC in ``--ipcs``.
 ``audit`` runs ``ddaudit check SET --real cmnist-fg --protocol P --num-eval 3
           --no-reference --max-deo-max 0.3`` for each set and protocol asked
-          for and appends one JSON line per audit (verdict, DEO_M, accuracy,
+          for (``--real cmnist-bg`` for a file whose name says cmnist-bg) and appends one JSON line per audit (verdict, DEO_M, accuracy,
           seconds, command) to ``--out``. Sets and protocols already in the
           file are skipped, so the step can be resumed piece by piece.
 
@@ -72,7 +72,8 @@ def audit(folder: Path, protocols: list[str], out: Path, num_eval: int, only: li
             if (path.name, protocol) in done:
                 continue
             report_path = folder / f"{path.stem}.{protocol}.json"
-            command = [ddaudit, "check", str(path), "--real", "cmnist-fg", "--protocol", protocol,
+            preset = "cmnist-bg" if "cmnist-bg" in path.name else "cmnist-fg"
+            command = [ddaudit, "check", str(path), "--real", preset, "--protocol", protocol,
                        "--num-eval", str(num_eval), "--no-reference", "--max-deo-max", "0.3",
                        "--json", str(report_path), "--force"]
             start = time.perf_counter()
