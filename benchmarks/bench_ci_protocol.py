@@ -6,7 +6,9 @@ Two steps, so that each fits a short slot on a shared machine:
           at the demo's CPU settings (ConvNetW32, 300 DM iterations, lr_img 20,
           64 real images per class, no DSA): vanilla DM, FairDD sync and, with
           ``--weights FILE`` (a ``ddaudit weights`` file), label-free KDE-weighted
-          DM; for every IPC in ``--ipcs``.
+          DM; with ``--label-free``, synchronized DM on pseudo-groups found without
+          colour labels (``ddaudit.mitigate.label_free``, the demo's third set);
+          for every IPC in ``--ipcs``.
 ``audit`` runs ``ddaudit check SET --real cmnist-fg --protocol P --num-eval 3
           --no-reference --max-deo-max 0.3`` for each set and protocol asked
           for (``--real cmnist-bg`` for a file whose name says cmnist-bg) and appends one JSON line per audit (verdict, DEO_M, accuracy,
@@ -30,11 +32,13 @@ from pathlib import Path
 
 import torch
 
-VARIANTS = {"vanilla": "none", "sync": "sync", "kde": "weights"}
+#: variant -> (matching mode, groups matched: the true colours or label-free pseudo-groups)
+VARIANTS = {"vanilla": ("none", "true"), "sync": ("sync", "true"), "kde": ("weights", "true"),
+            "labelfree": ("sync", "pseudo")}
 
 
-def make(folder: Path, ipcs: list[int], weights_file: Path | None, seed: int) -> None:
-    from ddaudit.data import load_real
+def make(folder: Path, ipcs: list[int], weights_file: Path | None, label_free: bool, seed: int) -> None:
+    from ddaudit.data import GroupTensors, load_real
     from ddaudit.distill import distill_dm, save_dc_format
 
     torch.set_num_threads(2)
@@ -44,15 +48,22 @@ def make(folder: Path, ipcs: list[int], weights_file: Path | None, seed: int) ->
         from ddaudit.mitigate.kde import load_weights
 
         weights = load_weights(weights_file)["weights"]
+    pseudo = None
+    if label_free:
+        from ddaudit.mitigate.without_labels import label_free as find_label_free
+
+        pseudo = GroupTensors(real.train.x, real.train.y,
+                              find_label_free((real.train.x, real.train.y), num_classes=real.num_classes).groups)
     folder.mkdir(parents=True, exist_ok=True)
     for ipc in ipcs:
-        for variant, mode in VARIANTS.items():
+        for variant, (mode, groups) in VARIANTS.items():
             path = folder / f"res_DM-{variant}_cmnist-fg_ConvNetW32_{ipc}ipc.pt"
-            if path.exists() or (mode == "weights" and weights is None):
+            if path.exists() or (mode == "weights" and weights is None) or (groups == "pseudo" and pseudo is None):
                 continue
             start = time.perf_counter()
             result = distill_dm(
-                real.train, num_classes=real.num_classes, ipc=ipc, iterations=300, mode=mode,
+                pseudo if groups == "pseudo" else real.train, num_classes=real.num_classes, ipc=ipc,
+                iterations=300, mode=mode,
                 weights=weights if mode == "weights" else None, model="ConvNetW32", lr_img=20.0,
                 batch_real=64, dsa=False, seed=seed, device="cpu",
             )
@@ -116,6 +127,8 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, default=Path("ci-sets"))
     parser.add_argument("--ipcs", type=int, nargs="+", default=[10, 50])
     parser.add_argument("--weights", type=Path, help="a `ddaudit weights` file: also make the label-free KDE set")
+    parser.add_argument("--label-free", action="store_true",
+                        help="also make sync DM on pseudo-groups found without colour labels")
     parser.add_argument("--protocols", nargs="+", default=["ci", "dsa"])
     parser.add_argument("--num-eval", type=int, default=3)
     parser.add_argument("--only", nargs="+", help="audit only sets whose file name contains one of these")
@@ -123,7 +136,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.step == "make":
-        make(args.folder, args.ipcs, args.weights, args.seed)
+        make(args.folder, args.ipcs, args.weights, args.label_free, args.seed)
     elif args.step == "audit":
         audit(args.folder, args.protocols, args.out, args.num_eval, args.only)
     else:

@@ -281,6 +281,20 @@ RUN = [
      None),
     ("run-weights-without-file", ["run", "--codebase", "datasetcondensation", "--mode", "weights", "--",
                                   "codebase/main_DM.py"], None, "weights"),
+    ("run-sample-without-weights", ["run", "--codebase", "datasetcondensation", "--mode", "none", "--sample-by-weight",
+                                    "--", "codebase/main_DM.py"], None, "--weights"),
+    ("run-sample-and-mode-weights", ["run", "--codebase", "datasetcondensation", "--mode", "weights", "--weights",
+                                     "w.npy", "--sample-by-weight", "--", "codebase/main_DM.py"],
+     lambda w: np.save(w / "w.npy", np.ones(90)), "twice"),
+    ("run-sample-codebase-without-draws", ["run", "--codebase", "mtt", "--mode", "none", "--weights", "w.npy",
+                                           "--sample-by-weight", "--", "codebase/main_DM.py"],
+     lambda w: np.save(w / "w.npy", np.ones(90)), "permutation"),
+    ("run-weights-negative", ["run", "--codebase", "datasetcondensation", "--mode", "weights", "--weights", "w.npy",
+                              "--", "codebase/main_DM.py"],
+     lambda w: np.save(w / "w.npy", np.r_[np.ones(89), -1.0]), "non-negative"),
+    ("run-weights-nan", ["run", "--codebase", "datasetcondensation", "--mode", "none", "--weights", "w.npy",
+                         "--sample-by-weight", "--", "codebase/main_DM.py"],
+     lambda w: np.save(w / "w.npy", np.r_[np.ones(89), np.nan]), "finite"),
 ]
 
 DEMO = [

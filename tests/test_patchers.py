@@ -127,6 +127,62 @@ def test_dm_other_modes_match_their_formulas(tmp_path, mode):
     assert summary.intercepted_calls == 3 * DC_CLASSES
 
 
+def test_weighted_permutation_puts_each_row_first_in_proportion_to_its_weight():
+    from ddaudit.hooks.patchers._draws import weighted_permutation
+
+    rng = np.random.default_rng(0)
+    weights = np.array([1.0, 2.0, 3.0, 4.0, 0.0])
+    firsts = np.array([weighted_permutation(np.arange(5), weights, rng.random)[0] for _ in range(20000)])
+    share = np.bincount(firsts, minlength=5) / len(firsts)
+    # Successive sampling: the first row is row i with probability w_i / sum(w); a zero weight is never first.
+    np.testing.assert_allclose(share, weights / weights.sum(), atol=0.012)
+    orders = [weighted_permutation(np.arange(5), weights, rng.random) for _ in range(200)]
+    assert all(sorted(order) == list(range(5)) and order[-1] == 4 for order in orders)
+
+
+def test_sample_by_weight_draws_distinct_positive_weight_rows_and_leaves_the_loss_plain(tmp_path):
+    rng = np.random.default_rng(3)
+    weights = np.zeros(DC_ROWS)
+    heavy = np.concatenate([rng.choice(np.arange(c * 30, c * 30 + 30), 20, replace=False) for c in range(DC_CLASSES)])
+    weights[heavy] = rng.uniform(0.5, 2.0, heavy.size)
+
+    def draws(seed):
+        summary, trace = run_traced(
+            "datasetcondensation", DC / "main_DM.py", ["--save_path", tmp_path / str(seed)],
+            mode="none", weights=weights, sample_by_weight=True, seed=seed,
+        )
+        return summary, trace, [e["idx"] for e in trace if e["kind"] == "draw"]
+
+    summary, trace, drawn = draws(0)
+    assert summary.sampling == "weights" and summary.to_dict()["sampling"] == "weights"
+    batches = [idx for idx in drawn if len(idx) == 16]
+    assert len(batches) == 3 * DC_CLASSES  # one class batch per class and iteration
+    for idx in drawn:  # every draw: distinct rows, all of positive weight while any remain (16 <= 20)
+        assert len(set(idx.tolist())) == len(idx) and np.all(weights[idx] > 0)
+    for entry, idx in paired(trace, "dm"):  # mode none: the script's own plain mean, on the rows drawn
+        real = raw_embed(entry["net"], entry["img_real"]).double()
+        expected = ((real.mean(0) - raw_embed(entry["net"], entry["img_syn"]).double().mean(0)) ** 2).sum()
+        assert entry["loss"] == pytest.approx(float(expected), rel=1e-5)
+    _, _, again = draws(0)
+    _, _, other = draws(1)
+    assert all(np.array_equal(a, b) for a, b in zip(drawn, again))
+    assert not all(np.array_equal(a, b) for a, b in zip(drawn, other))
+    _, plain = run_traced("datasetcondensation", DC / "main_DM.py", ["--save_path", tmp_path / "plain"], mode="none")
+    assert any(np.any(weights[e["idx"]] == 0) for e in plain if e["kind"] == "draw")  # the patch made the difference
+
+
+def test_sample_by_weight_is_refused_where_it_cannot_act(tmp_path):
+    with pytest.raises(ConfigError, match="--weights"):
+        patch("datasetcondensation", DC / "main_DM.py", mode="none", sample_by_weight=True)
+    with pytest.raises(ConfigError, match="twice"):
+        patch("datasetcondensation", DC / "main_DM.py", mode="weights", weights=np.ones(DC_ROWS), sample_by_weight=True)
+    with pytest.raises(ConfigError, match="permutation"):
+        patch("mtt", DC / "main_DM.py", mode="none", weights=np.ones(DC_ROWS), sample_by_weight=True)
+    with pytest.raises(InputError, match="non-negative"):
+        with patch("datasetcondensation", DC / "main_DM.py", mode="weights", weights=-np.ones(DC_ROWS)):
+            pass
+
+
 def test_dm_batchnorm_branch_splits_the_concatenated_batch(tmp_path):
     summary, trace = run_traced(
         "datasetcondensation", DC / "main_DM.py", ["--model", "ConvNetBN", "--save_path", tmp_path], groups=DC_GROUPS

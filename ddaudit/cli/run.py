@@ -48,7 +48,8 @@ def run(
     groups: Annotated[Optional[Path], typer.Option(help="Group id of every training row of the script's dataset (.pt, .npy, .txt, .csv).")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="A ddaudit dataset preset (e.g. cmnist-fg) injected through the codebase's get_dataset.")] = None,
     dataset_option: Annotated[Optional[list[str]], typer.Option("--dataset-option", help="Preset option KEY=VALUE (repeatable), e.g. bias_ratio=0.95.")] = None,
-    weights: Annotated[Optional[Path], typer.Option(help="Per-row weights for --mode weights (e.g. KDE weights), aligned with the training set.")] = None,
+    weights: Annotated[Optional[Path], typer.Option(help="Per-row weights for --mode weights or --sample-by-weight (e.g. `ddaudit weights` output), aligned with the training set.")] = None,
+    sample_by_weight: Annotated[bool, typer.Option("--sample-by-weight", help="Draw the script's real batches by --weights (distinct rows, without replacement) instead of weighting the loss; combine with --mode none, sync or barycenter. Codebases that draw with np.random.permutation: datasetcondensation, idm, datadam, adapters.")] = False,
     faithful: Annotated[bool, typer.Option("--faithful/--normalized", help="FairDD's unnormalised sum over the groups present (default), or that sum divided by their number.")] = True,
     min_group_size: Annotated[int, typer.Option(help="Groups with fewer rows in a real batch are skipped.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed for python, numpy and torch, and the pinned clock the codebase reseeds from.")] = 0,
@@ -66,7 +67,7 @@ def run(
     script, argv = ctx.args[0], list(ctx.args[1:])
     console = make_console()
     session = patch(
-        codebase, script, mode=mode.value, groups=groups, weights=weights, dataset=dataset,
+        codebase, script, mode=mode.value, groups=groups, weights=weights, sample_by_weight=sample_by_weight, dataset=dataset,
         dataset_options=parse_key_values(dataset_option, "--dataset-option"), faithful=faithful,
         min_group_size=min_group_size, seed=seed, experts=experts.value, device=device, adapter=adapter,
     )
@@ -74,7 +75,8 @@ def run(
     status = 0
     try:
         with session:  # entering checks the codebase and the groups: input errors come before this line
-            console.print(f"ddaudit run: {name} {script} (mode {mode.value}, seed {seed})")
+            drawn = ", real batches drawn by weight" if sample_by_weight else ""
+            console.print(f"ddaudit run: {name} {script} (mode {mode.value}{drawn}, seed {seed})")
             session.run(argv)
     except DDAuditError:
         if summary is not None:  # a refusal still records what was found (variant check, functions seen)
@@ -107,7 +109,8 @@ def render_summary(console, summary) -> None:
     if data.get("fork"):
         variant = f" fork {data['fork']}" + variant
     variant_mode = data["mode"] + (" faithful" if data["faithful"] else " normalized") if data["mode"] == "sync" else data["mode"]
-    console.print(f"[bold]run summary[/bold]: {data['codebase']}{variant}, mode {variant_mode}, groups from {data['group_source'] or 'nowhere'}")
+    drawn = ", real batches drawn by weight" if data["sampling"] == "weights" else ""
+    console.print(f"[bold]run summary[/bold]: {data['codebase']}{variant}, mode {variant_mode}{drawn}, groups from {data['group_source'] or 'nowhere'}")
     console.print("patched: " + (", ".join(data["patched"]) or "nothing"))
     sites = ", ".join(f"{site} {n}" for site, n in data["calls_by_site"].items())
     console.print(f"intercepted calls: {data['intercepted_calls']}" + (f" ({sites})" if sites else ""))

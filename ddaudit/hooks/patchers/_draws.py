@@ -15,6 +15,14 @@ interceptor later claims the most recent draws whose sizes add up to the real
 batch it sees, newest last, so both one class batch and the concatenated
 ``(num_classes * batch_real)`` batch of the BatchNorm branch resolve.
 
+With ``by_weight`` (``ddaudit run --sample-by-weight``) the recorder also
+changes the draw: the permutation it returns is a weighted one (Efraimidis and
+Spirakis: each row's key is ``u ** (1 / w)`` for a uniform ``u`` from numpy's
+global generator, rows in descending key order), so every prefix ``perm[:n]``
+is ``n`` distinct rows drawn by weight without replacement. Rows of zero weight
+come last. Distinct rows keep ``--init real`` from starting two synthetic
+images on the same real one.
+
 Limits: the closure must draw with ``numpy.random.permutation(<index list>)``
 (a fork that uses ``torch.randperm`` or a DataLoader is refused with a
 :class:`~ddaudit.errors.PatchError` at the first real batch), and rows must reach
@@ -58,14 +66,32 @@ class _DrawnIndices(np.ndarray):
         return out
 
 
-class DrawRecorder:
-    """Records index draws made by the codebase; hands them to the loss interceptors."""
+def weighted_permutation(indices: np.ndarray, weights: np.ndarray, uniform) -> np.ndarray:
+    """*indices* in a random order drawn by *weights* without replacement (keys ``log(u) / w``, descending).
 
-    def __init__(self, table: GroupTable, covers) -> None:
+    ``uniform(n)`` supplies the random numbers, so the caller decides which
+    generator (and seed) the order comes from. Zero weights sort last.
+    """
+    with np.errstate(divide="ignore"):
+        keys = np.log(uniform(len(indices))) / np.asarray(weights, dtype=np.float64)
+    keys[~np.isfinite(keys)] = -np.inf
+    return np.asarray(indices)[np.argsort(-keys, kind="stable")]
+
+
+class DrawRecorder:
+    """Records index draws made by the codebase; hands them to the loss interceptors.
+
+    With ``by_weight`` the draws themselves follow the table's weights (see the module docstring).
+    """
+
+    def __init__(self, table: GroupTable, covers, *, by_weight: bool = False) -> None:
         self._table = table
         self._covers = covers
         self._draws: list[Draw] = []
         self.recorded = 0
+        self.by_weight = by_weight
+        #: Draws whose order came from the weights (``by_weight``).
+        self.weighted = 0
 
     def _index_list(self, value) -> np.ndarray | None:
         if not isinstance(value, (list, tuple, np.ndarray)):
@@ -82,11 +108,16 @@ class DrawRecorder:
         """``numpy.random.permutation`` that records draws of training-row index lists."""
 
         def permutation(x, *args, **kwargs):
-            result = original(x, *args, **kwargs)
             if args or kwargs or not self._covers(sys._getframe(1).f_code.co_filename):
-                return result
-            if self._index_list(x) is None:
-                return result
+                return original(x, *args, **kwargs)
+            indices = self._index_list(x)
+            if indices is None:
+                return original(x, *args, **kwargs)
+            if self.by_weight:
+                result = weighted_permutation(indices, self._table.weights[indices], np.random.random_sample)
+                self.weighted += 1
+            else:
+                result = original(x, *args, **kwargs)
             draw = Draw(indices=np.array(result, copy=True), cls=None)
             self._remember(draw)
             tracked = result.view(_DrawnIndices)

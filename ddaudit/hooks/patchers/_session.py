@@ -44,7 +44,21 @@ ERR_MODE_UNSUPPORTED = "codebase {codebase!r} supports --mode {valid}; got {mode
 ERR_BOTH_SOURCES = "give the groups either with --groups FILE or with --dataset PRESET, not both"
 ERR_NEEDS_GROUPS = "--mode {mode} needs the group of every training row: pass --groups FILE or --dataset PRESET"
 ERR_NEEDS_WEIGHTS = "--mode weights needs one weight per training row: pass --weights FILE"
-ERR_WEIGHTS_UNUSED = "--weights is used only with --mode weights; drop it or set --mode weights"
+ERR_WEIGHTS_UNUSED = "--weights is used only with --mode weights or --sample-by-weight; drop it or add one of them"
+ERR_WEIGHT_VALUES = "weights must be finite and non-negative with at least one positive value; {path} is not"
+ERR_SAMPLE_NEEDS_WEIGHTS = "--sample-by-weight draws real rows by weight: pass --weights FILE (e.g. from `ddaudit weights`)"
+ERR_SAMPLE_TWICE = (
+    "--sample-by-weight with --mode weights would apply the weights twice (in the draw and in the loss); "
+    "use --mode none (or sync/barycenter) with --sample-by-weight"
+)
+ERR_SAMPLE_UNSUPPORTED = (
+    "codebase {codebase!r} does not draw its real batches with np.random.permutation, so --sample-by-weight "
+    "cannot change them; use --mode weights instead"
+)
+ERR_NOTHING_SAMPLED = (
+    "{codebase}: {script} ran with --sample-by-weight but drew no real batch through np.random.permutation "
+    "of its training-row indices; this looks like another version or fork, or the run did no distillation step"
+)
 ERR_EXPERTS = "--experts applies to codebases that train experts (mtt) only"
 ERR_NOT_OPEN = "this patch session is not active; use it as `with patch(...) as session: session.run(argv)`"
 ERR_NOTHING_INTERCEPTED = (
@@ -62,6 +76,8 @@ class Patcher:
     expected_site: ClassVar[str] = "a matching-loss call"
     #: Whether ``experts`` (expert-training strategy) means anything for this codebase.
     trains_experts: ClassVar[bool] = False
+    #: Whether real batches are drawn through the recorded ``np.random.permutation`` (``--sample-by-weight``).
+    draws_by_permutation: ClassVar[bool] = False
 
     def __init__(self, session: "PatchSession") -> None:
         self.session = session
@@ -83,7 +99,7 @@ class Patcher:
         """Refuse a script that draws its real batches other than by ``np.random.permutation`` when the
         run needs to know their rows (a fair mode or a groups table): :class:`DrawRecorder` finds them there."""
         session = self.session
-        if session.mode != "none" or session.table.groups is not None:
+        if session.mode != "none" or session.table.groups is not None or session.sample_by_weight:
             require_call_site(
                 self.codebase, session.script.name, session.source, r"np\.random\.permutation\s*\(",
                 "draw real batches with np.random.permutation(indices_class[c])",
@@ -91,13 +107,16 @@ class Patcher:
 
     def finish(self) -> None:
         """After a successful run: refuse to report a fair run that changed nothing."""
-        summary = self.session.summary
+        session = self.session
+        summary = session.summary
         if self.requires_interception() and summary.intercepted_calls == 0:
             raise PatchError(
                 ERR_NOTHING_INTERCEPTED.format(
-                    codebase=self.codebase, script=self.session.script.name, site=self.expected_site
+                    codebase=self.codebase, script=session.script.name, site=self.expected_site
                 )
             )
+        if session.sample_by_weight and session.recorder.weighted == 0:
+            raise PatchError(ERR_NOTHING_SAMPLED.format(codebase=self.codebase, script=session.script.name))
 
 
 class PatchSession:
@@ -116,6 +135,7 @@ class PatchSession:
         mode: str = "sync",
         groups=None,
         weights=None,
+        sample_by_weight: bool = False,
         dataset=None,
         dataset_options: dict | None = None,
         faithful: bool = True,
@@ -149,7 +169,15 @@ class PatchSession:
         self.source = self.script.read_text(encoding="utf-8", errors="replace")
         if groups is not None and dataset is not None:
             raise ConfigError(ERR_BOTH_SOURCES)
-        if weights is not None and mode != "weights":
+        self.sample_by_weight = bool(sample_by_weight)
+        if self.sample_by_weight:
+            if weights is None:
+                raise ConfigError(ERR_SAMPLE_NEEDS_WEIGHTS)
+            if mode == "weights":
+                raise ConfigError(ERR_SAMPLE_TWICE)
+            if not self.patcher_class.draws_by_permutation:
+                raise ConfigError(ERR_SAMPLE_UNSUPPORTED.format(codebase=self.codebase))
+        if weights is not None and mode != "weights" and not self.sample_by_weight:
             raise ConfigError(ERR_WEIGHTS_UNUSED)
         if mode == "weights" and weights is None:
             raise ConfigError(ERR_NEEDS_WEIGHTS)
@@ -169,7 +197,8 @@ class PatchSession:
         self.injected: InjectedDataset | None = None
         self.table: GroupTable | None = None
         self.summary = RunSummary(
-            codebase=self.codebase, script=self.script_arg, mode=mode, faithful=self.faithful, seed=self.seed
+            codebase=self.codebase, script=self.script_arg, mode=mode, faithful=self.faithful, seed=self.seed,
+            sampling="weights" if self.sample_by_weight else "uniform",
         )
         self.summary.device = device
         self.stack: PatchStack | None = None
@@ -182,8 +211,11 @@ class PatchSession:
     def _build_table(self) -> GroupTable:
         weights = self._weights_arg
         if weights is not None:
+            named = weights if isinstance(weights, (str, os.PathLike)) else "the weights array"
             weights = load_vector(weights, "weights") if isinstance(weights, (str, os.PathLike)) else np.asarray(weights)
             weights = weights.astype(np.float64)
+            if not (np.all(np.isfinite(weights)) and np.all(weights >= 0) and np.any(weights > 0)):
+                raise InputError(ERR_WEIGHT_VALUES.format(path=named))
         if self._dataset_arg is not None:
             injected = self._dataset_arg
             if not isinstance(injected, InjectedDataset):
@@ -278,7 +310,7 @@ class PatchSession:
             if self.device == "cpu":
                 force_cpu(self.stack)
             self.clock = pin_seeds(self.stack, self.seed, [str(self.root)])
-            self.recorder = DrawRecorder(self.table, self.covers)
+            self.recorder = DrawRecorder(self.table, self.covers, by_weight=self.sample_by_weight)
             self.patcher = self.patcher_class(self)
             self.patcher.prepare()
         except PatchError as error:
@@ -326,7 +358,9 @@ def patch(codebase: str | None, script: str | os.PathLike, **options) -> PatchSe
     ``with patch("datasetcondensation", "main_DM.py", mode="sync", dataset="cmnist-fg") as s:
     s.run(["--ipc", "10"])`` (or ``import main_DM; main_DM.main()`` inside the block).
     Options: ``mode`` (sync, barycenter, weights, none), ``groups`` (a per-row file or
-    array), ``weights`` (per-row, mode ``weights``), ``dataset`` (a preset injected
+    array), ``weights`` (per-row, mode ``weights``), ``sample_by_weight`` (draw the
+    script's real batches by ``weights`` instead: codebases that draw with
+    ``np.random.permutation``), ``dataset`` (a preset injected
     through the codebase's ``get_dataset``) with ``dataset_options``, ``faithful``
     (FairDD's unnormalised sum; ``False`` divides by the number of groups),
     ``min_group_size``, ``seed``, ``experts`` (MTT: ``sample`` or ``reweight``), ``device``

@@ -30,6 +30,8 @@ class RunSummary:
     mode: str
     faithful: bool
     seed: int
+    #: How the script's real batches were drawn: ``uniform`` (its own draw) or ``weights`` (--sample-by-weight).
+    sampling: str = "uniform"
     group_source: str | None = None
     variant: str | None = None
     fork: str | None = None
@@ -83,6 +85,7 @@ class RunSummary:
             "mode": self.mode,
             "faithful": self.faithful,
             "seed": self.seed,
+            "sampling": self.sampling,
             "group_source": self.group_source,
             "dataset": self.dataset,
             "patched": list(self.patched),

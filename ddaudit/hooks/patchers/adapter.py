@@ -125,6 +125,8 @@ def load_adapter(path: str | Path) -> AdapterSpec:
 class AdapterPatcher(Patcher):
     """A fork described by an adapter file (--adapter FILE)."""
 
+    draws_by_permutation = True
+
     codebase = "adapter"
 
     def __init__(self, session) -> None:

@@ -49,6 +49,8 @@ ERR_ZCA = "datadam: --zca cannot be combined with an injected dataset preset; dr
 class DataDAMPatcher(Patcher):
     """DataDistillation/DataDAM: main_DataDAM.py, attention maps from forward hooks + embedding."""
 
+    draws_by_permutation = True
+
     expected_site = "the network's forward and get_attention on real batches"
 
     def prepare(self) -> None:

@@ -68,6 +68,8 @@ def dataset_labels(dataset) -> np.ndarray:
 class DatasetCondensationPatcher(Patcher):
     """VICO-UoE/DatasetCondensation: main_DM.py (DM), main.py (DC, DSA); forks FairDD and COBRA."""
 
+    draws_by_permutation = True
+
     def prepare(self) -> None:
         session = self.session
         script = session.script.name

@@ -40,6 +40,8 @@ ERR_VARIANT = "idm: {script} does not match through embed_channel_avg (expected 
 class IDMPatcher(Patcher):
     """uitrbn/IDM: IDM_*.py, DM over net.embed_channel_avg with MTT's get_dataset."""
 
+    draws_by_permutation = True
+
     expected_site = "net.embed_channel_avg on real batches"
 
     def prepare(self) -> None:
