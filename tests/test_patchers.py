@@ -138,6 +138,9 @@ def test_weighted_permutation_puts_each_row_first_in_proportion_to_its_weight():
     np.testing.assert_allclose(share, weights / weights.sum(), atol=0.012)
     orders = [weighted_permutation(np.arange(5), weights, rng.random) for _ in range(200)]
     assert all(sorted(order) == list(range(5)) and order[-1] == 4 for order in orders)
+    # Rows without weight still come in random order (no fixed fallback order).
+    unweighted = np.array([weighted_permutation(np.arange(4), np.zeros(4), rng.random)[0] for _ in range(4000)])
+    np.testing.assert_allclose(np.bincount(unweighted, minlength=4) / 4000, 0.25, atol=0.03)
 
 
 def test_sample_by_weight_draws_distinct_positive_weight_rows_and_leaves_the_loss_plain(tmp_path):

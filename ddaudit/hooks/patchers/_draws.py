@@ -70,12 +70,14 @@ def weighted_permutation(indices: np.ndarray, weights: np.ndarray, uniform) -> n
     """*indices* in a random order drawn by *weights* without replacement (keys ``log(u) / w``, descending).
 
     ``uniform(n)`` supplies the random numbers, so the caller decides which
-    generator (and seed) the order comes from. Zero weights sort last.
+    generator (and seed) the order comes from. Zero weights sort last, among
+    themselves in uniformly random order.
     """
+    u = uniform(len(indices))
     with np.errstate(divide="ignore"):
-        keys = np.log(uniform(len(indices))) / np.asarray(weights, dtype=np.float64)
+        keys = np.log(u) / np.asarray(weights, dtype=np.float64)
     keys[~np.isfinite(keys)] = -np.inf
-    return np.asarray(indices)[np.argsort(-keys, kind="stable")]
+    return np.asarray(indices)[np.lexsort((-u, -keys))]
 
 
 class DrawRecorder:
