@@ -9,14 +9,14 @@ Two steps, so that each fits a short slot on a shared machine:
           DM; with ``--label-free``, synchronized DM on pseudo-groups found without
           colour labels (``ddaudit.mitigate.label_free``, the demo's third set);
           for every IPC in ``--ipcs``.
-``audit`` runs ``ddaudit check SET --real cmnist-fg --protocol P --num-eval 3
-          --no-reference --max-deo-max 0.3`` for each set and protocol asked
+``audit`` runs ``ddaudit check SET --real cmnist-fg --protocol P --num-eval N
+          --no-reference --max-deo-max 0.3`` for each set and protocol ``P:N`` asked
           for (``--real cmnist-bg`` for a file whose name says cmnist-bg) and appends one JSON line per audit (verdict, DEO_M, accuracy,
           seconds, command) to ``--out``. Sets and protocols already in the
           file are skipped, so the step can be resumed piece by piece.
 
-    python benchmarks/bench_ci_protocol.py make --folder /tmp/ci-sets --ipcs 10 50
-    python benchmarks/bench_ci_protocol.py audit --folder /tmp/ci-sets --protocols ci dsa --out ci.jsonl
+    python benchmarks/bench_ci_protocol.py make --folder /tmp/ci-sets --ipcs 10 50 --label-free
+    python benchmarks/bench_ci_protocol.py audit --folder /tmp/ci-sets --protocols ci:5 dsa:3 --out ci.jsonl
     python benchmarks/bench_ci_protocol.py table --out ci.jsonl
 """
 
@@ -71,6 +71,12 @@ def make(folder: Path, ipcs: list[int], weights_file: Path | None, label_free: b
             print(json.dumps({"made": path.name, "seconds": round(time.perf_counter() - start, 1)}), flush=True)
 
 
+def parse_protocol(spec: str, default_evaluators: int) -> tuple[str, int]:
+    """``NAME`` or ``NAME:EVALUATORS`` (e.g. ``ci:5``) -> (protocol name, evaluator count)."""
+    name, _, count = spec.partition(":")
+    return name, int(count) if count else default_evaluators
+
+
 def audit(folder: Path, protocols: list[str], out: Path, num_eval: int, only: list[str] | None) -> None:
     done = set()
     if out.exists():
@@ -79,13 +85,15 @@ def audit(folder: Path, protocols: list[str], out: Path, num_eval: int, only: li
     for path in sorted(folder.glob("res_*.pt")):
         if only and not any(name in path.name for name in only):
             continue
-        for protocol in protocols:
-            if (path.name, protocol) in done:
+        for spec in protocols:
+            protocol, evaluators = parse_protocol(spec, num_eval)
+            label = f"{protocol}:{evaluators}"
+            if (path.name, label) in done or (evaluators == num_eval and (path.name, protocol) in done):
                 continue
-            report_path = folder / f"{path.stem}.{protocol}.json"
+            report_path = folder / f"{path.stem}.{protocol}-{evaluators}.json"
             preset = "cmnist-bg" if "cmnist-bg" in path.name else "cmnist-fg"
             command = [ddaudit, "check", str(path), "--real", preset, "--protocol", protocol,
-                       "--num-eval", str(num_eval), "--no-reference", "--max-deo-max", "0.3",
+                       "--num-eval", str(evaluators), "--no-reference", "--max-deo-max", "0.3",
                        "--json", str(report_path), "--force"]
             start = time.perf_counter()
             proc = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "CI": "1"})
@@ -93,9 +101,11 @@ def audit(folder: Path, protocols: list[str], out: Path, num_eval: int, only: li
             if proc.returncode not in (0, 1, 3):
                 sys.exit(proc.stderr[-3000:])
             report = json.loads(report_path.read_text())
+            deo = report["metrics"]["deo_max"]
             row = {
-                "set": path.name, "protocol": protocol, "exit_code": proc.returncode, "status": report["status"],
-                "deo_max": report["metrics"]["deo_max"]["mean"], "accuracy": report["metrics"]["accuracy"]["mean"],
+                "set": path.name, "protocol": label, "exit_code": proc.returncode, "status": report["status"],
+                "deo_max": deo["mean"], "deo_max_interval": deo.get("interval"),
+                "accuracy": report["metrics"]["accuracy"]["mean"],
                 "precision": report["settings"].get("precision"), "seconds": round(seconds, 1),
                 "command": " ".join(["ddaudit", *command[1:-3]]),
             }
@@ -104,21 +114,30 @@ def audit(folder: Path, protocols: list[str], out: Path, num_eval: int, only: li
             print(json.dumps(row), flush=True)
 
 
-def table(out: Path) -> None:
+def table(out: Path, reference: str) -> None:
+    """One row per set: each protocol's verdict, and whether it agrees with *reference*'s."""
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     by_set: dict[str, dict[str, dict]] = {}
     for row in rows:
-        by_set.setdefault(row["set"], {})[row["protocol"]] = row
-    print("| set | ci verdict (DEO_M, acc., s) | dsa verdict (DEO_M, acc., s) | agree |")
-    print("|---|---|---|---|")
+        label = row["protocol"] if ":" in row["protocol"] else f"{row['protocol']}:3"  # rows written before labels
+        by_set.setdefault(row["set"], {})[label] = row
+    labels = sorted({label for entries in by_set.values() for label in entries}, key=lambda l: (l == reference, l))
+    others = [label for label in labels if label != reference]
+    print("| set | " + " | ".join(f"{label} verdict (DEO_M, acc., s)" for label in labels)
+          + "".join(f" | {label} agrees" for label in others) + " |")
+    print("|---" * (1 + len(labels) + len(others)) + "|")
     for name, entries in sorted(by_set.items()):
         cells = []
-        for protocol in ("ci", "dsa"):
-            row = entries.get(protocol)
+        for label in labels:
+            row = entries.get(label)
             cells.append("-" if row is None else
                          f"{row['status']} ({100 * row['deo_max']:.1f}, {100 * row['accuracy']:.1f}, {row['seconds']:.0f})")
-        agree = "-" if len(entries) < 2 else ("yes" if entries["ci"]["status"] == entries["dsa"]["status"] else "NO")
-        print(f"| {name} | {cells[0]} | {cells[1]} | {agree} |")
+        for label in others:
+            if label in entries and reference in entries:
+                cells.append("yes" if entries[label]["status"] == entries[reference]["status"] else "NO")
+            else:
+                cells.append("-")
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 def main() -> None:
@@ -129,8 +148,10 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, help="a `ddaudit weights` file: also make the label-free KDE set")
     parser.add_argument("--label-free", action="store_true",
                         help="also make sync DM on pseudo-groups found without colour labels")
-    parser.add_argument("--protocols", nargs="+", default=["ci", "dsa"])
-    parser.add_argument("--num-eval", type=int, default=3)
+    parser.add_argument("--protocols", nargs="+", default=["ci:5", "dsa:3"],
+                        help="NAME or NAME:EVALUATORS; default: the CI profile (check's 5 evaluators) and dsa with 3")
+    parser.add_argument("--num-eval", type=int, default=3, help="evaluators for a protocol given without :N")
+    parser.add_argument("--reference", default="dsa:3", help="the protocol whose verdict the others are compared with")
     parser.add_argument("--only", nargs="+", help="audit only sets whose file name contains one of these")
     parser.add_argument("--out", type=Path, default=Path("ci-protocol.jsonl"))
     parser.add_argument("--seed", type=int, default=0)
@@ -140,7 +161,7 @@ def main() -> None:
     elif args.step == "audit":
         audit(args.folder, args.protocols, args.out, args.num_eval, args.only)
     else:
-        table(args.out)
+        table(args.out, args.reference)
 
 
 if __name__ == "__main__":
