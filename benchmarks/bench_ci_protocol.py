@@ -124,8 +124,8 @@ def table(out: Path, reference: str) -> None:
     labels = sorted({label for entries in by_set.values() for label in entries}, key=lambda l: (l == reference, l))
     others = [label for label in labels if label != reference]
     print("| set | " + " | ".join(f"{label} verdict (DEO_M, acc., s)" for label in labels)
-          + "".join(f" | {label} agrees" for label in others) + " |")
-    print("|---" * (1 + len(labels) + len(others)) + "|")
+          + "".join(f" | {label} same verdict | {label} same CI job result" for label in others) + " |")
+    print("|---" * (1 + len(labels) + 2 * len(others)) + "|")
     for name, entries in sorted(by_set.items()):
         cells = []
         for label in labels:
@@ -134,9 +134,12 @@ def table(out: Path, reference: str) -> None:
                          f"{row['status']} ({100 * row['deo_max']:.1f}, {100 * row['accuracy']:.1f}, {row['seconds']:.0f})")
         for label in others:
             if label in entries and reference in entries:
-                cells.append("yes" if entries[label]["status"] == entries[reference]["status"] else "NO")
+                mine, theirs = entries[label], entries[reference]
+                cells.append("yes" if mine["status"] == theirs["status"] else "NO")
+                # A CI job passes only on exit 0: fail (1) and inconclusive (3) both stop it.
+                cells.append("yes" if (mine["exit_code"] == 0) == (theirs["exit_code"] == 0) else "NO")
             else:
-                cells.append("-")
+                cells += ["-", "-"]
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 
