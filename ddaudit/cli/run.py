@@ -29,6 +29,8 @@ SCRIPT_FAILED = "{script} raised {kind}: {message} (all patches were undone)"
 #: ``--mode`` and ``--experts`` choices, from the library's tuples.
 Mode = choice_enum("Mode", MATCHING_MODES)
 Experts = choice_enum("Experts", EXPERT_STRATEGIES)
+#: How the start line and the run summary say that --sample-by-weight chose the real batches.
+DRAWN_BY_WEIGHT = ", real batches drawn by weight"
 
 
 def register(app: typer.Typer) -> None:
@@ -75,7 +77,7 @@ def run(
     status = 0
     try:
         with session:  # entering checks the codebase and the groups: input errors come before this line
-            drawn = ", real batches drawn by weight" if sample_by_weight else ""
+            drawn = DRAWN_BY_WEIGHT if sample_by_weight else ""
             console.print(f"ddaudit run: {name} {script} (mode {mode.value}{drawn}, seed {seed})")
             session.run(argv)
     except DDAuditError:
@@ -109,7 +111,7 @@ def render_summary(console, summary) -> None:
     if data.get("fork"):
         variant = f" fork {data['fork']}" + variant
     variant_mode = data["mode"] + (" faithful" if data["faithful"] else " normalized") if data["mode"] == "sync" else data["mode"]
-    drawn = ", real batches drawn by weight" if data["sampling"] == "weights" else ""
+    drawn = DRAWN_BY_WEIGHT if data["sampling"] == "weights" else ""
     console.print(f"[bold]run summary[/bold]: {data['codebase']}{variant}, mode {variant_mode}{drawn}, groups from {data['group_source'] or 'nowhere'}")
     console.print("patched: " + (", ".join(data["patched"]) or "nothing"))
     sites = ", ".join(f"{site} {n}" for site, n in data["calls_by_site"].items())

@@ -211,8 +211,10 @@ class PatchSession:
     def _build_table(self) -> GroupTable:
         weights = self._weights_arg
         if weights is not None:
-            named = weights if isinstance(weights, (str, os.PathLike)) else "the weights array"
-            weights = load_vector(weights, "weights") if isinstance(weights, (str, os.PathLike)) else np.asarray(weights)
+            if isinstance(weights, (str, os.PathLike)):
+                named, weights = weights, load_vector(weights, "weights")
+            else:
+                named, weights = "the weights array", np.asarray(weights)
             weights = weights.astype(np.float64)
             if not (np.all(np.isfinite(weights)) and np.all(weights >= 0) and np.any(weights > 0)):
                 raise InputError(ERR_WEIGHT_VALUES.format(path=named))
