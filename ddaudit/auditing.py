@@ -21,7 +21,6 @@ callback so the CLI, a notebook or a test can each show it their own way.
 
 from __future__ import annotations
 
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -187,7 +186,7 @@ def measure_references(
     cache = cache if cache is not None else ReferenceCache()
     key = {"real": real.name, "meta": _plain(real.meta), "train": len(train), "space": aligned.space,
            "protocol": evaluators.protocol.to_dict(), "seeds": evaluators.seeds, "precision": evaluators.precision,
-           "content": content_hash(train.x, train.y, train.a)}
+           "content": content_hash(train.x, train.y, train.a), "runtime": _numerics()}
     wanted = []
     if random:
         subset = random_subset(train, syn.labels, real.num_classes, derive_seeds(seed, 1, stream=SUBSET_STREAM)[0])
@@ -304,6 +303,7 @@ def audit(
     check_audit_options(num_eval=num_eval, n_boot=n_boot, confidence=confidence, min_group_size=min_group_size)
     from ddaudit.distributed import world_size
     from ddaudit.evaluate import resolve_precision
+    from ddaudit.reproducibility import runtime_settings
 
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
@@ -336,8 +336,7 @@ def audit(
         "min_group_size": min_group_size,
         "n_boot": n_boot,
         "confidence": confidence,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
+        **runtime_settings(),
     }
     predictions = {"y_true": aligned.test.y.numpy(), "group": aligned.test.a.numpy(), "y_pred": syn_preds,
                    **ref_predictions}
@@ -346,6 +345,14 @@ def audit(
         amplification_table(syn_result.metrics, references),
         [*aligned.warnings, *syn_result.warnings, *ref_warnings], predictions,
     )
+
+
+def _numerics() -> dict:
+    """What changes trained predictions besides data, protocol and seeds: a cache entry is reused only where it repeats."""
+    from ddaudit.reproducibility import runtime_settings
+
+    runtime = runtime_settings()
+    return {key: runtime[key] for key in ("threads", "cpu_path", "torch")}
 
 
 def _plain(meta: dict) -> dict:

@@ -245,6 +245,8 @@ class Session:
         mine = shard(len(seeds), info.world_size, info.rank, rotation=spec["task"] % info.world_size)
         options = dict(spec["options"])
         device = rank_device(options.pop("device"), info)
+        if not info.is_main and spec.get("threads"):
+            torch.set_num_threads(int(spec["threads"]))
         status: dict = {"rank": info.rank, "indices": list(mine), "host": socket.gethostname(), "device": device}
         local_error: BaseException | None = None
         try:
@@ -282,7 +284,11 @@ class Session:
         headers = {name: self._tensor_header(t) for name, t in (("x", x), ("y", y), ("test_x", test_x))}
         used = {header["token"] for header in headers.values()}
         self._sent = {key: entry for key, entry in self._sent.items() if entry[2] in used}
-        spec = {"seeds": seeds, "options": options, "task": self.tasks, "tensors": headers}
+        import torch
+
+        # Workers train with rank 0's thread count, so the report is the single-process one at that count.
+        spec = {"seeds": seeds, "options": options, "task": self.tasks, "tensors": headers,
+                "threads": torch.get_num_threads()}
         self.tasks += 1
         self._broadcast(("train", spec))
         return self.run_training(spec, {"x": x, "y": y, "test_x": test_x}, progress=progress)

@@ -24,7 +24,10 @@ VARIANTS = ("vanilla", "fair", "label_free")
 def test_demo_writes_reports_sets_and_pictures(tmp_path):
     out = tmp_path / "demo"
     both = tmp_path / "both.json"
-    proc = subprocess.run([DDAUDIT, "demo", *TINY, "--out", str(out), "--json", str(both)],
+    # The demo runs with this process's thread count, so the in-process recomputation below adds the
+    # same numbers in the same order (ddaudit.reproducibility: same seed and threads, same figures).
+    threads = torch.get_num_threads()
+    proc = subprocess.run([DDAUDIT, "demo", *TINY, "--out", str(out), "--json", str(both), "--threads", str(threads)],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr
     assert "vanilla DM" in proc.stderr and "fair DM (sync)" in proc.stderr and "label-free DM" in proc.stderr
@@ -35,6 +38,7 @@ def test_demo_writes_reports_sets_and_pictures(tmp_path):
         assert report == combined[variant]
         assert report["schema"] == "ddaudit.report/1"
         assert report["demo"]["mode"] == ("none" if variant == "vanilla" else "sync")
+        assert report["settings"]["threads"] == threads
         synthetic = load_synthetic(report["synthetic"]["path"])
         assert synthetic.format == "dc" and synthetic.images.shape == (100, 3, 32, 32)
     images = {v: load_synthetic(combined[v]["synthetic"]["path"]).images for v in VARIANTS}

@@ -173,7 +173,8 @@ def test_two_torchrun_processes_give_the_single_process_report(tiny_set, tmp_pat
     assert "on the random real subset: done (12 steps" in single.stderr
     assert "on the distilled set: done (8 steps" in multi.stderr
     assert "on the random real subset: done (4 steps" in multi.stderr
-    assert "device cpu (2 processes);" in multi.stderr and "processes)" not in single.stderr
+    assert "1 thread, CPU path" in single.stderr and "2 processes);" in multi.stderr
+    assert "processes)" not in single.stderr
 
     one = json.loads((single_dir / "report.json").read_text())
     two = json.loads((multi_dir / "report.json").read_text())
@@ -192,6 +193,34 @@ def test_two_torchrun_processes_give_the_single_process_report(tiny_set, tmp_pat
     # Independent recomputation of the headline metric from the saved predictions.
     accuracy = (b["y_pred"] == b["y_true"][None]).mean(axis=1)
     assert two["metrics"]["accuracy"]["mean"] == pytest.approx(float(accuracy.mean()))
+
+
+@pytest.mark.slow
+def test_workers_train_with_rank_zeros_thread_count(tiny_set, tmp_path):
+    """K processes of T threads give the one-process report at T threads (ddaudit.reproducibility)."""
+    runs = {}
+    for name, launcher, threads in (("one_t1", [sys.executable], "1"), ("one_t2", [sys.executable], "2"),
+                                    ("two_t2", TORCHRUN, "2")):
+        work = tmp_path / name
+        work.mkdir()
+        proc = _run([*launcher, "-m", "ddaudit", "check", str(tiny_set), *AUDIT, "--threads", threads,
+                     "--json", "report.json", "--save-predictions", "report.npz"], work)
+        assert proc.returncode == 0, proc.stderr
+        runs[name] = (json.loads((work / "report.json").read_text()), np.load(work / "report.npz"))
+    one_t1, one_t2, two_t2 = (runs[name][0] for name in ("one_t1", "one_t2", "two_t2"))
+    assert (one_t1["settings"]["threads"], one_t2["settings"]["threads"], two_t2["settings"]["threads"]) == (1, 2, 2)
+    assert two_t2["settings"]["world_size"] == 2
+    # Two processes at 2 threads each: the one-process report at 2 threads, prediction for prediction.
+    for key in runs["one_t2"][1].files:
+        np.testing.assert_array_equal(runs["one_t2"][1][key], runs["two_t2"][1][key])
+    del two_t2["settings"]["world_size"], one_t2["settings"]["world_size"]
+    assert two_t2 == one_t2
+    # Another thread count is recorded as the one setting that differs, which explains any figure that moved.
+    differing = {key for key in one_t1["settings"] if one_t1["settings"][key] != one_t2["settings"].get(key)}
+    assert differing - {"world_size"} == {"threads"}
+    for report in (one_t1, one_t2):
+        assert report["settings"]["cpu_path"] in ("amx-bf16", "avx512-bf16", "avx512", "avx2", "default")
+        assert report["settings"]["cpu"]
 
 
 FAILING_ENTRY = """

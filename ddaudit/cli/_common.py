@@ -9,7 +9,7 @@ import sys
 import time
 import traceback
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Annotated, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -85,6 +85,31 @@ def keyword_parameters(options: dict[str, object], defaults: dict[str, object]) 
     """``{name: Annotated type}`` as keyword-only parameters; a default is ``None`` unless *defaults* names one."""
     return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=defaults.get(name), annotation=annotation)
             for name, annotation in options.items()]
+
+
+def with_threads(command: Callable) -> Callable:
+    """Add ``--threads N`` to *command*: torch's intra-op thread count, set before the command runs.
+
+    The thread count is part of what a report's figures depend on
+    (:mod:`ddaudit.reproducibility`), so every command that trains takes it.
+    """
+    from ddaudit.reproducibility import THREADS_HELP, use_threads
+
+    param = inspect.Parameter(
+        "threads", inspect.Parameter.KEYWORD_ONLY, default=None,
+        annotation=Annotated[Optional[int], typer.Option("--threads", help=THREADS_HELP, show_default=False)],
+    )
+    own = list(inspect.signature(command, eval_str=True).parameters.values())
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        use_threads(kwargs.pop("threads", None))
+        return command(*args, **kwargs)
+
+    keyword_only = [p for p in own if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    positional = [p for p in own if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+    wrapper.__signature__ = inspect.Signature(positional + keyword_only + [param])
+    return wrapper
 
 
 def handle_errors(command: Callable) -> Callable:

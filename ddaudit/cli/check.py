@@ -11,7 +11,7 @@ import typer
 from ddaudit.choices import COMPILE_SETTINGS, ENGINES, PRECISIONS, choice_enum
 from ddaudit.cli import _data_options as dopt
 from ddaudit.cli import _gate_options as gopt
-from ddaudit.cli._common import handle_errors, make_console, phase_progress
+from ddaudit.cli._common import handle_errors, with_threads, make_console, phase_progress
 from ddaudit.cli._pictures import check_visual_outputs, write_visuals
 
 #: ``--engine``, ``--precision`` and ``--compile`` choices, from the library's tuples.
@@ -37,7 +37,7 @@ Exit codes: 0 pass (or no gate set), 1 a gate failed, 2 usage/input error,
 
 def register(app: typer.Typer) -> None:
     app.command("check", help=CHECK_HELP, cls=gopt.GateCommand)(
-        handle_errors(dopt.with_data_options(gopt.with_gate_options(check))))
+        handle_errors(with_threads(dopt.with_data_options(gopt.with_gate_options(check)))))
 
 
 def check(

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from ddaudit.cli._common import handle_errors, make_console, phase_progress
+from ddaudit.cli._common import handle_errors, with_threads, make_console, phase_progress
 
 DEMO_HELP = """Show bias amplified by distillation, then removed - no download needed.
 
@@ -27,7 +27,7 @@ and two pictures to --out.
 
 
 def register(app: typer.Typer) -> None:
-    app.command("demo", help=DEMO_HELP)(handle_errors(demo))
+    app.command("demo", help=DEMO_HELP)(handle_errors(with_threads(demo)))
 
 
 def demo(

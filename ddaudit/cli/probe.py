@@ -9,7 +9,7 @@ import typer
 
 from ddaudit.cli import _data_options as dopt
 from ddaudit.cli import _gate_options as gopt
-from ddaudit.cli._common import handle_errors, make_console, phase_progress
+from ddaudit.cli._common import handle_errors, with_threads, make_console, phase_progress
 from ddaudit.cli._pictures import check_visual_outputs, write_visuals
 from ddaudit.gate._thresholds import COMPOSITION_THRESHOLDS
 
@@ -39,7 +39,7 @@ COMPOSITION_GATES = tuple(threshold.name for threshold in COMPOSITION_THRESHOLDS
 
 
 def register(app: typer.Typer) -> None:
-    app.command("probe", help=PROBE_HELP, cls=gopt.GateCommand)(handle_errors(dopt.with_data_options(probe)))
+    app.command("probe", help=PROBE_HELP, cls=gopt.GateCommand)(handle_errors(with_threads(dopt.with_data_options(probe))))
 
 
 def probe(

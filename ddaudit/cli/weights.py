@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ddaudit.cli._common import handle_errors, make_console, parse_key_values, phase_progress
+from ddaudit.cli._common import handle_errors, with_threads, make_console, parse_key_values, phase_progress
 
 WEIGHTS_HELP = """Compute per-sample weights that up-weight bias-conflicting training images, without group labels.
 
@@ -52,7 +52,7 @@ ERR_PREDICTION_SUPCON = "--pseudo-method prediction needs --surrogate bias; use 
 ERR_NO_TRAIN = "dataset {name!r} has no training split; KDE weights are computed on training images."
 
 def register(app: typer.Typer) -> None:
-    app.command("weights", help=WEIGHTS_HELP)(handle_errors(weights))
+    app.command("weights", help=WEIGHTS_HELP)(handle_errors(with_threads(weights)))
 
 
 def weights(
@@ -92,6 +92,7 @@ def weights(
     from ddaudit.mitigate.surrogate import SurrogateSettings, resolve_device
     from ddaudit.evaluate import is_batchable
     from ddaudit.preflight import check_outputs
+    from ddaudit.reproducibility import runtime_settings
     from ddaudit.report import write_json
 
     console = make_console()
@@ -146,6 +147,7 @@ def weights(
         "dataset_spec": real, "real_options": real_options, "device": str(torch_device),
         "num_samples": len(train), "surrogate": settings.to_dict()[
             "bias_model" if surrogate == "bias" else "supcon"], "surrogate_kind": surrogate,
+        "runtime": runtime_settings(),
     }
     kde_settings = {
         **common, "bandwidth": settings.bandwidth, "bandwidths": result.bandwidths, "power": result.power,
@@ -186,6 +188,7 @@ def weights(
         )
     if json_out is not None:
         payload = {"schema": "ddaudit.weights/1", "dataset": data.name, "dataset_spec": real,
-                   "real_options": real_options, "device": str(torch_device), "num_samples": len(train), **summary}
+                   "real_options": real_options, "device": str(torch_device), "num_samples": len(train),
+                   "runtime": common["runtime"], **summary}
         write_json(json_out, json.loads(json.dumps(payload, default=str)), force)
         console.print(f"wrote {json_out}")

@@ -10,7 +10,6 @@ share near 1.
 
 from __future__ import annotations
 
-import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -31,6 +30,7 @@ from ddaudit.probe._classifier import (
     real_group_means,
 )
 from ddaudit.probe._composition import composition
+from ddaudit.reproducibility import runtime_settings
 
 PROBE_SCHEMA = "ddaudit.probe/1"
 DEFAULT_MIN_CONFIDENCE = 0.5
@@ -187,7 +187,7 @@ def probe(
             "class_names": list(real_data.class_names), "group_names": list(real_data.group_names),
             "test_size": len(real_data.test), "train_size": len(real_data.train),
         },
-        "settings": {"seed": seed, "device": device, "torch": torch.__version__, "python": platform.python_version()},
+        "settings": {"seed": seed, "device": device, **runtime_settings()},
         "composition": comp,
         "warnings": warnings,
         "gates": [],

@@ -37,7 +37,7 @@ def to_markdown(report, gates=None) -> str:
         "",
         f"Status: **{status}**. {syn.get('images')} synthetic images ({syn.get('format')}, "
         f"ipc {syn.get('ipc')}); {settings.get('num_eval')} x {proto.get('model')} evaluators, protocol "
-        f"{proto.get('name')} ({proto.get('epochs')} epochs, aug {proto.get('aug')}), seed {settings.get('seed')}.",
+        f"{proto.get('name')} ({proto.get('epochs')} epochs, aug {proto.get('aug')}), seed {settings.get('seed')}{_runtime_note(settings)}.",
         "",
     ]
     header = ["metric (%)", "distilled (mean ± std)", "CI", *[f"ref: {r}" for r in refs]]
@@ -66,3 +66,11 @@ def to_markdown(report, gates=None) -> str:
     if report.warnings:
         lines += ["", "Warnings:", ""] + [f"- {w}" for w in report.warnings]
     return "\n".join(lines) + "\n"
+
+
+def _runtime_note(settings: dict) -> str:
+    """Threads and CPU path: what, besides the seed, the figures depend on (``ddaudit.reproducibility``)."""
+    parts = [f"{settings['threads']} threads" if settings.get("threads") else "",
+             f"CPU path {settings['cpu_path']}" if settings.get("cpu_path") else ""]
+    parts = [part for part in parts if part]
+    return f", {', '.join(parts)}" if parts else ""

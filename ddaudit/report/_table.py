@@ -38,7 +38,7 @@ def render_report(report, console: Console, *, show_cells: bool = True) -> None:
     console.print(
         f"[dim]{settings.get('num_eval')} x {proto.get('model')} evaluators, protocol {proto.get('name')} "
         f"({proto.get('epochs')} epochs, aug {proto.get('aug')}), seed {settings.get('seed')}, "
-        f"device {settings.get('device')}{_processes(settings)}; final-epoch accuracy on {real.get('test_size')} real test images[/dim]"
+        f"device {settings.get('device')}{_runtime(settings)}; final-epoch accuracy on {real.get('test_size')} real test images[/dim]"
     )
     classes, groups, grid = cell_matrix(report)
     if show_cells and classes and groups and len(groups) <= 12:
@@ -62,7 +62,14 @@ def render_report(report, console: Console, *, show_cells: bool = True) -> None:
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
 
 
-def _processes(settings: dict) -> str:
-    """How many torchrun processes shared the training, when more than one."""
+def _runtime(settings: dict) -> str:
+    """Threads per process, the CPU's kernel path and the torchrun process count: what the figures depend on."""
+    parts = []
+    if settings.get("threads"):
+        parts.append(f"{settings['threads']} thread{'s' if settings['threads'] != 1 else ''}")
+    if settings.get("cpu_path") and str(settings.get("device", "cpu")).startswith("cpu"):
+        parts.append(f"CPU path {settings['cpu_path']}")
     count = settings.get("world_size") or 1
-    return f" ({count} processes)" if count > 1 else ""
+    if count > 1:
+        parts.append(f"{count} processes")
+    return f" ({', '.join(parts)})" if parts else ""
