@@ -139,3 +139,27 @@ def test_outputs_are_distinct_and_proven_writable(tmp_path):
     given = check_outputs({"--json": tmp_path / "a.json", "--junit": None, "--md": "-"}, force=False)
     assert list(given) == ["--json"]
     assert list(tmp_path.iterdir()) == []  # the proof leaves nothing behind
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_reports_are_written_with_the_umask_and_keep_a_replaced_files_mode(tmp_path, umask):
+    import os
+    import stat
+
+    from ddaudit.report import write_json, write_text
+
+    before = os.umask(umask)
+    try:
+        fresh = write_json(tmp_path / "report.json", {"a": 1})
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o666 & ~umask
+        kept = tmp_path / "kept.md"
+        kept.write_text("old")
+        kept.chmod(0o640)
+        write_text(kept, "new", force=True)
+        assert kept.read_text() == "new" and stat.S_IMODE(kept.stat().st_mode) == 0o640
+        # A plain open() gives the same mode as the atomic writer.
+        plain = tmp_path / "plain.txt"
+        plain.write_text("x")
+        assert stat.S_IMODE(plain.stat().st_mode) == stat.S_IMODE(fresh.stat().st_mode)
+    finally:
+        os.umask(before)

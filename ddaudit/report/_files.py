@@ -52,11 +52,26 @@ def write_text(path: str | Path, text: str, force: bool = False) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        os.chmod(tmp, _file_mode(path))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _file_mode(path: Path) -> int:
+    """The mode a plain ``open()`` would give *path*: the replaced file's own, else 0666 less the umask.
+
+    ``mkstemp`` creates its file 0600 whatever the umask, and the atomic rename
+    would otherwise make every report readable by its owner alone.
+    """
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def write_json(path: str | Path, report: dict, force: bool = False) -> Path:
