@@ -16,8 +16,8 @@ from typing import Callable
 
 import torch
 
-from ddaudit.data import RealData, load_real
-from ddaudit.errors import ConfigError
+from ddaudit.data import RealData, load_real, parse_spec
+from ddaudit.errors import ConfigError, InputError
 from ddaudit.io import SyntheticSet
 
 
@@ -58,6 +58,8 @@ PRESETS = {
     ),
 }
 
+ERR_NO_TRAIN = "{name} has no training split: the demo distils from real training data (give TRAIN.pt,TEST.pt)"
+
 #: (name, matching mode, groups): the label-free set matches pseudo-groups instead of the true colours.
 VARIANTS = (("vanilla", "none", "none"), ("fair", "sync", "true"), ("label_free", "sync", "pseudo"))
 TITLES = {"vanilla": "vanilla DM", "fair": "fair DM (sync)", "label_free": "label-free DM (sync, pseudo-groups)"}
@@ -67,6 +69,7 @@ Progress = Callable[[str, int, int], None]
 
 
 def set_path(out_dir: Path, settings: DemoSettings, dataset: str, variant: str) -> Path:
+    dataset = parse_spec(dataset)[0]  # the preset's name: a root or file list has no place in a file name
     method = {"vanilla": "DM", "fair": "DM-FairDD", "label_free": "DM-FairDD-pseudo"}[variant]
     return out_dir / f"res_{method}_{dataset}_{settings.distill_model}_{settings.ipc}ipc.pt"
 
@@ -91,7 +94,8 @@ def run_demo(
     *,
     out_dir: Path,
     dataset: str = "cmnist-fg",
-    bias_ratio: float = 0.9,
+    bias_ratio: float | None = 0.9,
+    real_options: dict | None = None,
     seed: int = 0,
     device: str = "cpu",
     force: bool = False,
@@ -109,7 +113,9 @@ def run_demo(
     from ddaudit.mitigate.bias_model import BiasModelSettings
     from ddaudit.mitigate.without_labels import LabelFreeSettings, label_free, recovery_summary
 
-    real = load_real(dataset, bias_ratio=bias_ratio)
+    real = load_real(dataset, **{**(real_options or {}), "bias_ratio": bias_ratio})
+    if real.train is None or len(real.train) == 0:
+        raise InputError(ERR_NO_TRAIN.format(name=real.name))
     reports: dict[str, dict] = {}
     sets: dict[str, SyntheticSet] = {}
     files: dict[str, str] = {}

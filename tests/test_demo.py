@@ -62,3 +62,46 @@ def test_demo_writes_reports_sets_and_pictures(tmp_path):
     # A second run refuses to overwrite the first run's files.
     again = subprocess.run([DDAUDIT, "demo", *TINY, "--out", str(out)], capture_output=True, text=True, timeout=900)
     assert again.returncode == 2 and "--force" in again.stderr
+
+
+@pytest.fixture(scope="module")
+def own_data(tmp_path_factory):
+    """Group-labelled tensors files of the kind a user brings: background-coloured digits, raw layout."""
+    folder = tmp_path_factory.mktemp("own")
+    real = load_real("cmnist-bg", n_train=200, n_test=5, bias_ratio=0.8)
+    for split, part in (("train", real.train), ("test", real.test)):
+        torch.save({"x": part.x, "y": part.y, "a": part.a, "group_names": list(real.group_names)},
+                   folder / f"{split}.pt")
+    return folder
+
+
+def test_demo_runs_the_whole_story_on_the_users_own_tensors(own_data, tmp_path):
+    out = tmp_path / "demo"
+    spec = f"tensors:{own_data / 'train.pt'},{own_data / 'test.pt'}"
+    proc = subprocess.run([DDAUDIT, "demo", *TINY, "--real", spec, "--out", str(out)],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    for variant in VARIANTS:
+        report = json.loads((out / f"{variant}.json").read_text())
+        assert report["real"]["name"].startswith("tensors") and report["real"]["train_size"] == 200
+        assert report["demo"]["bias_ratio"] is None  # tensors take no bias ratio: the data are what they are
+        assert report["real"]["group_names"] == load_real("cmnist-bg", n_test=5).group_names
+    sets = sorted(path.name for path in out.glob("res_*.pt"))
+    assert sets == ["res_DM-FairDD-pseudo_tensors_ConvNetW32_10ipc.pt", "res_DM-FairDD_tensors_ConvNetW32_10ipc.pt",
+                    "res_DM_tensors_ConvNetW32_10ipc.pt"]
+
+
+@pytest.mark.parametrize("case, message", [
+    ("test-only", "has no training split"),
+    ("bias-ratio", "bias_ratio"),
+])
+def test_demo_refuses_unusable_real_data_with_one_line_before_distilling(own_data, tmp_path, case, message):
+    spec = f"tensors:{own_data / 'test.pt'}" if case == "test-only" else \
+        f"tensors:{own_data / 'train.pt'},{own_data / 'test.pt'}"
+    extra = ["--bias-ratio", "0.9"] if case == "bias-ratio" else []
+    proc = subprocess.run([DDAUDIT, "demo", *TINY, "--real", spec, *extra, "--out", str(tmp_path / "d")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in proc.stderr
+    assert not list((tmp_path / "d").glob("res_*.pt"))

@@ -14,7 +14,7 @@ from ddaudit.cli._common import handle_errors, with_threads, make_console, phase
 DEMO_HELP = """Show bias amplified by distillation, then removed - no download needed.
 
 On the embedded Colored-MNIST preset (real MNIST digits, each class drawn 90% in
-its own colour) distil three synthetic sets: vanilla DM, DM with FairDD's
+its own colour), or on your own group-labelled data with --real, distil three synthetic sets: vanilla DM, DM with FairDD's
 synchronized matching (sync) on the true colours, and label-free sync DM on
 pseudo-groups that a deliberately biased classifier finds from the class labels
 alone (no colour labels). Audit all three with `ddaudit check`'s engine, print
@@ -34,8 +34,9 @@ def demo(
     out: Annotated[Path, typer.Option(help="Folder for the reports, synthetic sets and pictures.")] = Path("ddaudit-demo"),
     json_out: Annotated[Optional[Path], typer.Option("--json", help='Write {"vanilla": report, "fair": report, "label_free": report} as JSON.')] = None,
     preset: Annotated[str, typer.Option(help="auto, cpu or gpu.")] = "auto",
-    dataset: Annotated[str, typer.Option(help="Embedded preset: cmnist-fg or cmnist-bg.")] = "cmnist-fg",
-    bias_ratio: Annotated[float, typer.Option(help="Share of each class drawn in its own colour.")] = 0.9,
+    dataset: Annotated[str, typer.Option("--real", "--dataset", "-r", help="Group-labelled real data with a training split: an embedded preset (cmnist-fg, cmnist-bg) or any --real spec `check` takes (PRESET:ROOT, tensors:TRAIN.pt,TEST.pt, folder:ROOT; see `ddaudit datasets`).")] = "cmnist-fg",
+    bias_ratio: Annotated[Optional[float], typer.Option(help="Embedded/recipe presets: share of each class drawn in its own group (default: the preset's, 0.9 for cmnist).")] = None,
+    real_option: Annotated[Optional[list[str]], typer.Option("--real-option", help="Extra dataset option KEY=VALUE (repeatable), e.g. n_train=2000.")] = None,
     ipc: Annotated[Optional[int], typer.Option(help="Images per class (override the preset).")] = None,
     iterations: Annotated[Optional[int], typer.Option(help="DM iterations (override the preset).")] = None,
     num_eval: Annotated[Optional[int], typer.Option(help="Evaluators per audit (override the preset).")] = None,
@@ -45,7 +46,8 @@ def demo(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files in --out and --json.")] = False,
 ) -> None:
-    from ddaudit.data import get_preset
+    from ddaudit.cli._common import parse_key_values
+    from ddaudit.data._registry import check_real_spec
     from ddaudit.demo import VARIANTS, demo_outputs, demo_settings, run_demo
     from ddaudit.devices import resolve_device
     from ddaudit.preflight import check_counts, check_fraction, check_output_folder, check_outputs
@@ -54,8 +56,12 @@ def demo(
     console = make_console()
     check_counts({"--ipc": ipc, "--iterations": iterations, "--num-eval": num_eval, "--eval-epochs": eval_epochs,
                   "--surrogate-epochs": surrogate_epochs})
-    check_fraction(bias_ratio, "--bias-ratio")
-    get_preset(dataset)
+    if bias_ratio is not None:
+        check_fraction(bias_ratio, "--bias-ratio")
+    options = parse_key_values(real_option, "--real-option")
+    source, _, _ = check_real_spec(dataset, **options, bias_ratio=bias_ratio)
+    if bias_ratio is None:
+        bias_ratio = source.options.get("bias_ratio")
     device = resolve_device(device)
     settings = demo_settings(preset, device, ipc=ipc, iterations=iterations, num_eval=num_eval, eval_epochs=eval_epochs,
                              surrogate_epochs=surrogate_epochs)
@@ -63,15 +69,16 @@ def demo(
     check_outputs({**{f"--out file {path.name}": path for path in demo_outputs(out, settings, dataset)},
                    "--json": json_out}, force=force)
     console.print(
-        f"ddaudit demo ({settings.name} preset on {device}): {dataset}, bias ratio {bias_ratio}, ipc {settings.ipc}, "
+        f"ddaudit demo ({settings.name} preset on {device}): {dataset}"
+        f"{f', bias ratio {bias_ratio}' if bias_ratio is not None else ''}, ipc {settings.ipc}, "
         f"{settings.iterations} DM iterations, {settings.num_eval} x {settings.eval_model} evaluators "
         f"({settings.protocol}, {settings.eval_epochs} epochs)"
     )
     started = time.perf_counter()
     with phase_progress(console) as progress:
         result = run_demo(
-            settings, out_dir=out, dataset=dataset, bias_ratio=bias_ratio, seed=seed, device=device,
-            force=force, progress=progress,
+            settings, out_dir=out, dataset=dataset, bias_ratio=bias_ratio, real_options=options, seed=seed,
+            device=device, force=force, progress=progress,
         )
     elapsed = time.perf_counter() - started
     reports = {name: result[name] for name, _, _ in VARIANTS}

@@ -82,6 +82,12 @@ def load_real(spec: str, **options: Any) -> RealData:
     Options whose value is ``None`` count as not given, so callers can forward
     unset flags as they are.
     """
+    preset, root, given = check_real_spec(spec, **options)
+    return preset.build(root, **given)
+
+
+def check_real_spec(spec: str, **options: Any) -> tuple[Preset, str | None, dict]:
+    """The preset, root and given options *spec* names, refused before any data is read when they do not fit."""
     name, root = parse_spec(spec)
     preset = get_preset(name)
     if preset.needs_root and root is None:
@@ -92,4 +98,4 @@ def load_real(spec: str, **options: Any) -> RealData:
         if option not in accepted:
             valid = ", ".join(accepted) or "none"
             raise ConfigError(UNKNOWN_OPTION.format(name=name, option=option, valid=valid))
-    return preset.build(root, **given)
+    return preset, root, given

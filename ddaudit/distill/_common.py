@@ -17,14 +17,20 @@ from ddaudit.mitigate.groups import check_mode, check_weights
 #: progress(done, total): called after every distillation iteration.
 Progress = Callable[[int, int], None]
 
-INITS = ("real", "noise")
+#: ``real``: random real images of the class; ``balanced``: real images spread evenly over the class's groups;
+#: ``noise``: standard normal noise.
+INITS = ("real", "balanced", "noise")
+#: How each class's real batch is drawn: ``uniform`` rows, or ``balanced`` over the class's groups.
+BATCHES = ("uniform", "balanced")
 
 ERR_REAL_TYPE = "real must be GroupTensors (x, y, a) such as load_real(...).train, got {kind}"
 ERR_REAL_EMPTY = "the real training set is empty; distillation needs real images of every class"
 ERR_LABEL_RANGE = "real class labels must lie in [0, {num_classes}), found {low}..{high}; check num_classes"
 ERR_EMPTY_CLASS = "class {c} has no real images; every class needs at least one to be distilled"
 ERR_FEW_FOR_INIT = "class {c} has {count} real images, fewer than ipc={ipc}; use init='noise' or a smaller ipc"
-ERR_INIT = "unknown init {init!r}; use 'real' or 'noise'"
+ERR_INIT = "unknown init {init!r}; use 'real', 'balanced' or 'noise'"
+ERR_BATCHES = "unknown batches {batches!r}; use 'uniform' or 'balanced'"
+ERR_BALANCED_WEIGHTED = "batches='balanced' draws rows evenly over groups and sample_weights draws them by weight; use one"
 ERR_POSITIVE = "{name} must be a positive integer, got {value!r}"
 ERR_ITERATIONS = "iterations must be an integer >= 0, got {value!r}"
 ERR_WEIGHTS_UNUSED = "weights= is only used with mode='weights' (got mode={mode!r}); drop weights or set mode='weights'"
@@ -56,7 +62,8 @@ def check_positive(name: str, value) -> int:
     return value
 
 
-def check_common(real, *, num_classes: int, ipc: int, iterations: int, mode: str, weights, init: str):
+def check_common(real, *, num_classes: int, ipc: int, iterations: int, mode: str, weights, init: str,
+                 batches: str = "uniform", sample_weights=None):
     """Validate the arguments every distiller takes; return the weights as a float tensor (or None)."""
     if not isinstance(real, GroupTensors):
         raise InputError(ERR_REAL_TYPE.format(kind=type(real).__name__))
@@ -69,6 +76,10 @@ def check_common(real, *, num_classes: int, ipc: int, iterations: int, mode: str
     check_mode(mode)
     if init not in INITS:
         raise ConfigError(ERR_INIT.format(init=init))
+    if batches not in BATCHES:
+        raise ConfigError(ERR_BATCHES.format(batches=batches))
+    if batches == "balanced" and sample_weights is not None:
+        raise ConfigError(ERR_BALANCED_WEIGHTED)
     if mode == "weights":
         if weights is None:
             raise ConfigError(ERR_WEIGHTS_NEEDED)
@@ -88,7 +99,8 @@ class ClassSampler:
     instead of their count.
     """
 
-    def __init__(self, labels: torch.Tensor, num_classes: int, weights: torch.Tensor | None = None) -> None:
+    def __init__(self, labels: torch.Tensor, num_classes: int, weights: torch.Tensor | None = None,
+                 groups: torch.Tensor | None = None, balanced: bool = False) -> None:
         labels = labels.cpu()
         low, high = int(labels.min()), int(labels.max())
         if low < 0 or high >= num_classes:
@@ -97,6 +109,8 @@ class ClassSampler:
         for c, rows in enumerate(self.rows):
             if rows.numel() == 0:
                 raise InputError(ERR_EMPTY_CLASS.format(c=c))
+        self.groups = None if groups is None else [groups.cpu()[rows] for rows in self.rows]
+        self.balanced = balanced
         self.weights = None
         if weights is not None:
             weights = check_weights(weights, labels.shape[0]).detach().cpu().double()
@@ -106,12 +120,21 @@ class ClassSampler:
                     raise InputError(ERR_ZERO_CLASS_WEIGHT.format(c=c))
 
     def draw(self, c: int, n: int, generator: torch.Generator) -> torch.Tensor:
-        """Indices of ``min(n, class size)`` random rows of class ``c`` (by weight when the sampler has weights)."""
+        """Indices of ``min(n, class size)`` random rows of class ``c`` (by weight when the sampler has weights,
+        group-balanced when it is ``balanced``)."""
+        if self.balanced:
+            return self.draw_balanced(c, n, generator)
         if self.weights is None:
             return self.draw_uniform(c, n, generator)
         rows = self.rows[c]
         picks = torch.multinomial(self.weights[c], min(n, rows.numel()), replacement=True, generator=generator)
         return rows[picks]
+
+    def draw_balanced(self, c: int, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Indices of ``min(n, class size)`` distinct rows of class ``c``, spread evenly over its groups."""
+        from ddaudit.mitigate.balanced import balanced_rows
+
+        return balanced_rows(self.rows[c], self.groups[c], n, generator)
 
     def draw_uniform(self, c: int, n: int, generator: torch.Generator) -> torch.Tensor:
         """Indices of ``min(n, class size)`` distinct rows of class ``c``, uniformly at random."""
@@ -122,7 +145,8 @@ class ClassSampler:
 def initial_images(
     real: GroupTensors, sampler: ClassSampler, num_classes: int, ipc: int, init: str, generator: torch.Generator
 ) -> torch.Tensor:
-    """Class-major starting images: random real images of each class, or standard normal noise."""
+    """Class-major starting images: random real images of each class (``balanced``: spread evenly over its
+    groups), or standard normal noise."""
     shape = tuple(real.x.shape[1:])
     if init == "noise":
         return torch.randn((num_classes * ipc, *shape), generator=generator)
@@ -131,7 +155,8 @@ def initial_images(
         count = sampler.rows[c].numel()
         if count < ipc:
             raise InputError(ERR_FEW_FOR_INIT.format(c=c, count=count, ipc=ipc))
-        blocks.append(real.x[sampler.draw_uniform(c, ipc, generator)])
+        draw = sampler.draw_balanced if init == "balanced" else sampler.draw_uniform
+        blocks.append(real.x[draw(c, ipc, generator)])
     return torch.cat(blocks).float().clone()
 
 
@@ -172,6 +197,7 @@ class MatchingRun:
         model: str,
         lr_img: float,
         batch_real: int,
+        batches: str = "uniform",
         weights: torch.Tensor | None,
         sample_weights: torch.Tensor | None,
         dsa: bool,
@@ -182,7 +208,8 @@ class MatchingRun:
         self.num_classes, self.ipc, self.model, self.batch_real, self.device = num_classes, ipc, model, batch_real, device
         self.augment = DiffAugment(dsa_strategy) if dsa else None
         self.generator = torch.Generator().manual_seed(int(seed))
-        self.sampler = ClassSampler(real.y, num_classes, sample_weights)
+        self.sampler = ClassSampler(real.y, num_classes, sample_weights, groups=real.a,
+                                    balanced=batches == "balanced")
         self.channel, self.im_size = int(real.x.shape[1]), tuple(int(s) for s in real.x.shape[2:])
         initial = initial_images(real, self.sampler, num_classes, ipc, init, self.generator)
         self.images = initial.to(device).requires_grad_(True)

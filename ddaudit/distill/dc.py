@@ -205,6 +205,7 @@ def distill_dc(
     mode: str = "none",
     weights: torch.Tensor | None = None,
     sample_weights: torch.Tensor | None = None,
+    batches: str = "uniform",
     model: str = "ConvNet",
     lr_img: float = 0.1,
     lr_net: float = 0.01,
@@ -230,9 +231,15 @@ def distill_dc(
     ``sample_weights`` draws the real batches by weight, as in :func:`distill_dm`.
     Defaults follow DC: SGD on images (lr 0.1, momentum 0.5), on the network (lr 0.01),
     noise initialisation, loops from :func:`get_loops` unless given.
+    ``batches="balanced"`` draws each class's real batch evenly over its groups (``real.a``,
+    true or pseudo-groups) and ``init="balanced"`` starts the synthetic images on real images
+    spread the same way (:mod:`ddaudit.mitigate.balanced`): every group is matched at every step,
+    not only when a uniform batch happens to hold it. Both change the published algorithm and
+    are off by default.
     """
     weights = check_common(
-        real, num_classes=num_classes, ipc=ipc, iterations=iterations, mode=mode, weights=weights, init=init
+        real, num_classes=num_classes, ipc=ipc, iterations=iterations, mode=mode, weights=weights, init=init,
+        batches=batches, sample_weights=sample_weights,
     )
     check_positive("batch_real", batch_real)
     check_positive("batch_train", batch_train)
@@ -246,7 +253,7 @@ def distill_dc(
     )
     run = MatchingRun(
         real, num_classes=num_classes, ipc=ipc, init=init, model=model, lr_img=lr_img, batch_real=batch_real,
-        weights=weights, sample_weights=sample_weights, dsa=dsa, dsa_strategy=dsa_strategy, seed=seed, device=device,
+        batches=batches, weights=weights, sample_weights=sample_weights, dsa=dsa, dsa_strategy=dsa_strategy, seed=seed, device=device,
     )
     images, labels = run.images, run.labels
 
@@ -293,7 +300,7 @@ def distill_dc(
             "lr_img": lr_img,
             "lr_net": lr_net,
             "batch_real": batch_real,
-            "sampling": "uniform" if sample_weights is None else "weights",
+            "sampling": "weights" if sample_weights is not None else batches,
             "dsa": dsa,
             "metric": metric,
             "init": init,

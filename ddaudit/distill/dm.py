@@ -47,6 +47,7 @@ def distill_dm(
     mode: str = "none",
     weights: torch.Tensor | None = None,
     sample_weights: torch.Tensor | None = None,
+    batches: str = "uniform",
     model: str = "ConvNet",
     lr_img: float = 1.0,
     batch_real: int = 256,
@@ -71,9 +72,15 @@ def distill_dm(
     default to DM's: SGD on the images with momentum 0.5, 256 real images per class,
     DSA ``color_crop_cutout_flip_scale_rotate``, real initialisation; ``model``
     (e.g. ``"ConvNetW32"``) and ``iterations`` set the cost.
+    ``batches="balanced"`` draws each class's real batch evenly over its groups (``real.a``,
+    true or pseudo-groups) and ``init="balanced"`` starts the synthetic images on real images
+    spread the same way (:mod:`ddaudit.mitigate.balanced`): every group is matched at every step,
+    not only when a uniform batch happens to hold it. Both change the published algorithm and
+    are off by default.
     """
     weights = check_common(
-        real, num_classes=num_classes, ipc=ipc, iterations=iterations, mode=mode, weights=weights, init=init
+        real, num_classes=num_classes, ipc=ipc, iterations=iterations, mode=mode, weights=weights, init=init,
+        batches=batches, sample_weights=sample_weights,
     )
     check_positive("batch_real", batch_real)
     class_loss = fair_matching(
@@ -81,7 +88,7 @@ def distill_dm(
     )(dm_loss)
     run = MatchingRun(
         real, num_classes=num_classes, ipc=ipc, init=init, model=model, lr_img=lr_img, batch_real=batch_real,
-        weights=weights, sample_weights=sample_weights, dsa=dsa, dsa_strategy=dsa_strategy, seed=seed, device=device,
+        batches=batches, weights=weights, sample_weights=sample_weights, dsa=dsa, dsa_strategy=dsa_strategy, seed=seed, device=device,
     )
 
     history: list[float] = []
@@ -119,7 +126,7 @@ def distill_dm(
             "iterations": iterations,
             "lr_img": lr_img,
             "batch_real": batch_real,
-            "sampling": "uniform" if sample_weights is None else "weights",
+            "sampling": "weights" if sample_weights is not None else batches,
             "dsa": dsa,
             "init": init,
             "seed": seed,
