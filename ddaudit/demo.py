@@ -29,6 +29,13 @@ class DemoSettings:
     image steps (``lr_img`` 20) to move the images away from their real
     initialisation (mostly the class's majority colour); narrow ConvNets and
     no augmentation keep two cores busy for minutes, not hours.
+
+    The two fair sets draw every real batch evenly over the class's groups and
+    start on real images spread the same way (``batches``/``init``
+    ``"balanced"``, :mod:`ddaudit.mitigate.balanced`): a uniform batch of a
+    90 %-aligned class rarely holds its rare groups, so sync would match them on
+    a few steps only. ``"uniform"``/``"real"`` run FairDD as published. The
+    vanilla set always draws uniformly from real images.
     """
 
     name: str
@@ -45,6 +52,8 @@ class DemoSettings:
     n_boot: int
     surrogate_model: str = "ConvNetW32"
     surrogate_epochs: int = 5
+    batches: str = "balanced"
+    init: str = "balanced"
 
 
 PRESETS = {
@@ -86,6 +95,12 @@ def demo_settings(preset: str, device: str, **overrides) -> DemoSettings:
         preset = "gpu" if device.startswith("cuda") else "cpu"
     if preset not in PRESETS:
         raise ConfigError(f"unknown demo preset {preset!r}; choose auto, {', '.join(PRESETS)}")
+    from ddaudit.distill._common import BATCHES, INITS
+
+    if overrides.get("batches") not in (None, *BATCHES):
+        raise ConfigError(f"unknown --batches {overrides['batches']!r}; choose {', '.join(BATCHES)}")
+    if overrides.get("init") not in (None, *INITS):
+        raise ConfigError(f"unknown --init {overrides['init']!r}; choose {', '.join(INITS)}")
     return replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -136,6 +151,7 @@ def run_demo(
         result = distill_dm(
             train, num_classes=real.num_classes, ipc=settings.ipc, iterations=settings.iterations,
             mode=mode, model=settings.distill_model, lr_img=settings.lr_img, batch_real=settings.batch_real,
+            batches=settings.batches if mode != "none" else "uniform", init=settings.init if mode != "none" else "real",
             dsa=settings.dsa, seed=seed, device=device, progress=step,
         )
         path = set_path(out_dir, settings, dataset, variant)

@@ -39,6 +39,8 @@ def test_demo_writes_reports_sets_and_pictures(tmp_path):
         assert report["schema"] == "ddaudit.report/1"
         assert report["demo"]["mode"] == ("none" if variant == "vanilla" else "sync")
         assert report["settings"]["threads"] == threads
+        # The fair sets match every group at every step; the vanilla set is DM as published.
+        assert (report["demo"]["settings"]["batches"], report["demo"]["settings"]["init"]) == ("balanced", "balanced")
         synthetic = load_synthetic(report["synthetic"]["path"])
         assert synthetic.format == "dc" and synthetic.images.shape == (100, 3, 32, 32)
     images = {v: load_synthetic(combined[v]["synthetic"]["path"]).images for v in VARIANTS}

@@ -42,6 +42,8 @@ def demo(
     num_eval: Annotated[Optional[int], typer.Option(help="Evaluators per audit (override the preset).")] = None,
     eval_epochs: Annotated[Optional[int], typer.Option(help="Evaluator epochs (override the preset).")] = None,
     surrogate_epochs: Annotated[Optional[int], typer.Option(help="Most epochs of the label-free set's biased classifier (override the preset).")] = None,
+    batches: Annotated[Optional[str], typer.Option(help="Fair sets' real batches: balanced (evenly over each class's groups, the default) or uniform (FairDD as published).")] = None,
+    init: Annotated[Optional[str], typer.Option(help="Fair sets' starting images: balanced (real images spread over each class's groups, the default), real or noise.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for distillation and audits.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files in --out and --json.")] = False,
@@ -64,7 +66,7 @@ def demo(
         bias_ratio = source.options.get("bias_ratio")
     device = resolve_device(device)
     settings = demo_settings(preset, device, ipc=ipc, iterations=iterations, num_eval=num_eval, eval_epochs=eval_epochs,
-                             surrogate_epochs=surrogate_epochs)
+                             surrogate_epochs=surrogate_epochs, batches=batches, init=init)
     check_output_folder(out, "--out", create=True)
     check_outputs({**{f"--out file {path.name}": path for path in demo_outputs(out, settings, dataset)},
                    "--json": json_out}, force=force)
