@@ -307,7 +307,9 @@ def test_empty_cell_holds_a_pass_open_but_not_a_failure():
     per_cell[0, 2] = 0
     y, a = make_test_set(per_cell)
     report = build_report(y, a, make_predictions(y, a, aligned=0.9, conflicting=0.9))
-    assert report["metrics"]["deo_max"]["interval"][1] == 1.0
+    # The unmeasured cell could hold any accuracy: against the other cells of its class
+    # (about 0.9 each) the upper end reaches nearly 1.
+    assert report["metrics"]["deo_max"]["interval"][1] > 0.95
     result = evaluate_gates(report, settings(max_deo_max=0.9)).results[0]
     assert result.inconclusive and "1 (class, group) cell(s) have no test images" in result.reason
     # DEO_A averages the open class with three measured ones, so its bound stays below 1.

@@ -38,16 +38,19 @@ from ._registry import (
     Metric,
     bootstrapped_names,
     disparity_names,
+    interval_names,
     metric_names,
     register_metric,
 )
 
 METRIC_NAMES = metric_names()
+#: Metrics with a gating interval: those registered with an ``interval`` rule.
+INTERVAL_METRICS = interval_names()
 
 _LAZY = {
     "._directional": ("DirectionalBiasAmplification", "directional_bias_amplification"),
     "._fairlearn_views": ("class_metric_frame", "one_vs_rest_demographic_parity", "one_vs_rest_equalized_odds"),
-    "._intervals": ("INTERVAL_METRICS", "clopper_pearson", "interval_table", "metric_intervals"),
+    "._intervals": ("interval_table", "metric_intervals"),
     "._result": ("MetricsResult", "bootstrap_metric_means", "compute_metrics"),
     "._uncertainty": ("basic_interval", "percentile_interval", "t_interval"),
 }
@@ -79,12 +82,12 @@ __all__ = [
     "class_gaps",
     "class_metric_frame",
     "class_precision_gaps",
-    "clopper_pearson",
     "compute_metrics",
     "deo",
     "directional_bias_amplification",
     "disparity_names",
     "group_accuracy",
+    "interval_names",
     "interval_table",
     "metric_intervals",
     "metric_names",

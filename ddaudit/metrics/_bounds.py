@@ -1,0 +1,204 @@
+"""Score bounds for a proportion and for a difference of two proportions, and the tests built on them.
+
+* :func:`wilson`: one-sided Wilson score bounds with continuity correction
+  (Newcombe 1998, "Two-sided confidence intervals for the single proportion",
+  method 4). Unlike the exact Clopper-Pearson bound they are not guaranteed,
+  but the continuity correction makes them conservative in practice, and they
+  accept a fractional count: the mean over evaluators of a cell's correct
+  predictions (see :mod:`._intervals`).
+* :func:`difference_bounds`: Newcombe's hybrid score bounds on ``p1 - p2``
+  (Newcombe 1998, "Interval estimation for the difference between independent
+  proportions", method 11): ``d -/+ sqrt((p1 - l1)**2 + (u2 - p2)**2)`` from the
+  two Wilson bounds. The two cells' errors add in quadrature rather than
+  linearly, so the bound is up to ``sqrt(2)`` times closer than the difference
+  of two one-sample bounds. An ``extra`` variance (evaluator spread) adds in
+  the same quadrature.
+* :func:`max_pair_bounds`: per class, the largest lower and upper pair bound.
+* :func:`max_gap_lower` and :func:`mean_gap_lower`: lower confidence bounds on
+  the largest and on the mean class gap ``max_a p_ya - min_a p_ya`` that read
+  every group of every class.
+
+Only numpy is imported at load time; scipy loads on first use.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+def normal_quantile(level):
+    """``z`` with ``P(Z > z) = level`` for a standard normal ``Z``."""
+    from scipy.special import ndtri
+
+    return -ndtri(np.asarray(level, dtype=np.float64))
+
+
+def normal_tail(z):
+    """``P(Z > z)``."""
+    from scipy.special import ndtr
+
+    return ndtr(-np.asarray(z, dtype=np.float64))
+
+
+def wilson(hits, size, z) -> tuple[np.ndarray, np.ndarray]:
+    """One-sided Wilson score bounds ``(L, U)`` with continuity correction, each at normal quantile *z*.
+
+    ``hits`` may be fractional. ``L = 0`` when ``hits = 0`` and ``U = 1`` when
+    ``hits = size``; a cell with ``size = 0`` is unknown: ``(0, 1)``.
+    Broadcasts over arrays.
+    """
+    k, n, z = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (hits, size, z)))
+    filled = n > 0
+    safe = np.where(filled, n, 1.0)
+    p = np.where(filled, k / safe, 0.0)
+    z2 = z * z
+    denominator = 2 * (safe + z2)
+    with np.errstate(invalid="ignore"):
+        low = (2 * safe * p + z2 - 1 - z * np.sqrt(np.maximum(z2 - 2 - 1 / safe + 4 * p * (safe * (1 - p) + 1), 0))) \
+            / denominator
+        high = (2 * safe * p + z2 + 1 + z * np.sqrt(np.maximum(z2 + 2 - 1 / safe + 4 * p * (safe * (1 - p) - 1), 0))) \
+            / denominator
+    low = np.where(k <= 0, 0.0, np.clip(low, 0.0, p))
+    high = np.where(k >= n, 1.0, np.clip(high, p, 1.0))
+    return np.where(filled, low, 0.0), np.where(filled, high, 1.0)
+
+
+def difference_bounds(hits1, size1, hits2, size2, z, extra=0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Newcombe's hybrid score bounds ``(L, U)`` on ``p1 - p2``, each one-sided at normal quantile *z*.
+
+    ``extra`` is a further variance of the difference (the evaluator spread),
+    added in quadrature as ``z**2 * extra``. A cell without samples is unknown:
+    the bounds become ``l1 - u2`` and ``u1 - l2`` with ``[0, 1]`` for it.
+    """
+    k1, n1, k2, n2 = (np.asarray(v, dtype=np.float64) for v in (hits1, size1, hits2, size2))
+    z = np.asarray(z, dtype=np.float64)
+    l1, u1 = wilson(k1, n1, z)
+    l2, u2 = wilson(k2, n2, z)
+    known = (n1 > 0) & (n2 > 0)
+    p1 = np.where(n1 > 0, k1 / np.where(n1 > 0, n1, 1.0), 0.0)
+    p2 = np.where(n2 > 0, k2 / np.where(n2 > 0, n2, 1.0), 0.0)
+    spread = z * z * np.nan_to_num(np.asarray(extra, dtype=np.float64))
+    d = p1 - p2
+    low = d - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2 + spread)
+    high = d + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2 + spread)
+    low = np.where(known, low, l1 - u2)
+    high = np.where(known, high, u1 - l2)
+    return np.clip(low, -1.0, 1.0), np.clip(high, -1.0, 1.0)
+
+
+def ordered_pairs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(values[..., a, None], values[..., None, b])`` broadcast to ``(..., G, G)``: row ``a`` against column ``b``."""
+    values = np.asarray(values, dtype=np.float64)
+    return values[..., :, None], values[..., None, :]
+
+
+def _off_diagonal(groups: int) -> np.ndarray:
+    return ~np.eye(groups, dtype=bool)
+
+
+def pair_extra(rates: np.ndarray) -> np.ndarray:
+    """Variance of the evaluators' mean difference ``r_a - r_b`` per ordered pair, ``(..., K, G, G)``.
+
+    *rates* is ``(..., E, K, G)`` per evaluator (NaN where undefined). It is
+    ``var_e(r_ea - r_eb) / E`` (``ddof=1``): the seed noise of the evaluators'
+    mean, plus the part of the test-set noise they do not share; 0 for one evaluator.
+    """
+    rates = np.asarray(rates, dtype=np.float64)
+    evaluators = rates.shape[-3]
+    if evaluators < 2:
+        return np.zeros((*rates.shape[:-3], *rates.shape[-2:], rates.shape[-1]))
+    first, second = ordered_pairs(rates)
+    with np.errstate(invalid="ignore"):
+        spread = np.var(first - second, axis=-4, ddof=1)
+    return np.nan_to_num(spread / evaluators)
+
+
+def max_pair_bounds(hits, size, z, extra=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per class ``(max over ordered pairs of the lower bound, of the upper bound, pairs with samples)``, ``(..., K)``.
+
+    *z* broadcasts against ``(..., K)``. The upper end is right whenever the
+    bound of the pair that holds the true largest gap is right (one bound); the
+    lower end needs every pair's bound. An empty cell is unknown (``[0, 1]``) in
+    the upper end, so a class with one measured group can still be unfair; the
+    lower end reads pairs of measured cells only.
+    """
+    hits = np.asarray(hits, dtype=np.float64)
+    size = np.broadcast_to(np.asarray(size, dtype=np.float64), hits.shape)
+    k1, k2 = ordered_pairs(hits)
+    n1, n2 = ordered_pairs(size)
+    off = _off_diagonal(hits.shape[-1])
+    z = np.asarray(z, dtype=np.float64)[..., None, None]
+    low, high = difference_bounds(k1, n1, k2, n2, z, 0.0 if extra is None else extra)
+    known = (n1 > 0) & (n2 > 0) & off
+    pairs = known.sum(axis=(-2, -1))
+    lower = np.where(known, low, -np.inf).max(axis=(-2, -1))
+    upper = np.where(off, high, -np.inf).max(axis=(-2, -1))
+    measured = (size > 0).any(axis=-1) & (hits.shape[-1] >= 2)
+    return np.where(pairs > 0, np.maximum(lower, 0.0), np.nan), np.where(measured, np.maximum(upper, 0.0), np.nan), pairs
+
+
+def max_gap_lower(families, level: float) -> np.ndarray:
+    """Lower confidence bound of ``max_y max_f (max_a r_fya - min_a r_fya)``, wrong with probability about <= *level*.
+
+    *families* lists ``(hits, size, extra)``, arrays ``(..., K, G)`` (``extra``
+    ``(..., K, G, G)`` or ``None``), one per kind of rate (accuracy for DEO_M;
+    true and false positive rates for equalized odds). It is the largest lower
+    pair bound over every class, family and ordered pair of groups, class
+    ``y``'s pairs each at ``level / (pairs_y * F * K)`` (Bonferroni: whichever
+    pair the data pick, the chance that any bound is wrong is at most *level*).
+    This keeps the power when one class is unfair; :func:`mean_gap_lower` adds
+    up evidence spread over many classes.
+    """
+    prepared = []
+    for hits, size, extra in families:
+        hits = np.asarray(hits, dtype=np.float64)
+        size = np.broadcast_to(np.asarray(size, dtype=np.float64), hits.shape)
+        prepared.append((hits, size, extra, max_pair_bounds(hits, size, 0.0)[2]))
+    defined = np.any([pairs > 0 for *_, pairs in prepared], axis=0)
+    classes = np.maximum(defined.sum(axis=-1), 1)[..., None]
+    best = None
+    for hits, size, extra, pairs in prepared:
+        z = normal_quantile(level / (np.maximum(pairs, 1) * len(prepared) * classes))
+        lower = max_pair_bounds(hits, size, z, extra)[0]
+        best = lower if best is None else np.fmax(best, lower)
+    top = np.where(np.isnan(best), -np.inf, best).max(axis=-1)
+    return np.where(defined.any(axis=-1), np.maximum(top, 0.0), np.nan)
+
+
+def mean_gap_lower(hits, size, level: float, extra=None) -> np.ndarray:
+    """Lower confidence bound of ``mean_y (max_a p_ya - min_a p_ya)`` over the classes with a measured pair.
+
+    Each class's gap is at least the difference of any one ordered pair, so
+    the mean gap is at least the mean of one chosen pair per class (here the
+    pair with the largest observed difference). Classes hold disjoint test
+    images, so that mean's errors add in quadrature: the bound is
+    ``(sum_y d_y - sqrt(sum_y [(p1 - l1)**2 + (u2 - p2)**2 + z**2 extra]))/K``
+    with Wilson bounds at one quantile ``z``. The choice of pairs depends on the
+    data, so ``z`` is taken at ``level / prod_y pairs_y`` (Bonferroni over every
+    possible choice): far fewer standard errors than a bound per class, because
+    the mean's standard error is ``sqrt(K)`` times smaller.
+    """
+    hits = np.asarray(hits, dtype=np.float64)
+    size = np.broadcast_to(np.asarray(size, dtype=np.float64), hits.shape)
+    k1, k2 = ordered_pairs(hits)
+    n1, n2 = ordered_pairs(size)
+    known = (n1 > 0) & (n2 > 0) & _off_diagonal(hits.shape[-1])
+    pairs = known.sum(axis=(-2, -1))
+    defined = pairs > 0
+    classes = defined.sum(axis=-1)
+    choices = np.where(defined, np.log(np.maximum(pairs, 1)), 0.0).sum(axis=-1)
+    z = normal_quantile(np.exp(np.maximum(np.log(level) - choices, -700.0)))[..., None, None, None]
+    p1 = np.where(n1 > 0, k1 / np.where(n1 > 0, n1, 1.0), 0.0)
+    p2 = np.where(n2 > 0, k2 / np.where(n2 > 0, n2, 1.0), 0.0)
+    l1, _ = wilson(k1, n1, z)
+    _, u2 = wilson(k2, n2, z)
+    spread = z * z * (0.0 if extra is None else np.nan_to_num(np.asarray(extra, dtype=np.float64)))
+    piece = np.broadcast_to((p1 - l1) ** 2 + (u2 - p2) ** 2 + spread, known.shape)
+    difference = np.where(known, p1 - p2, -np.inf)
+    flat = difference.reshape(*difference.shape[:-2], -1)
+    chosen = flat.argmax(axis=-1)[..., None]
+    d = np.take_along_axis(flat, chosen, -1)[..., 0]
+    variance = np.take_along_axis(piece.reshape(flat.shape), chosen, -1)[..., 0]
+    total = np.where(defined, d, 0.0).sum(axis=-1)
+    half = np.sqrt(np.where(defined, variance, 0.0).sum(axis=-1))
+    low = (total - half) / np.maximum(classes, 1)
+    return np.where(classes > 0, np.maximum(low, 0.0), np.nan)
