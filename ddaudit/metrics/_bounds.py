@@ -1,18 +1,18 @@
-"""Score bounds for a proportion and for a difference of two proportions, and the tests built on them.
+"""Bounds for a proportion and for a difference of two proportions, and the gap bounds built on them.
 
-* :func:`wilson`: one-sided Wilson score bounds with continuity correction
-  (Newcombe 1998, "Two-sided confidence intervals for the single proportion",
-  method 4). Unlike the exact Clopper-Pearson bound they are not guaranteed,
-  but the continuity correction makes them conservative in practice, and they
-  accept a fractional count: the mean over evaluators of a cell's correct
-  predictions (see :mod:`._intervals`).
-* :func:`difference_bounds`: Newcombe's hybrid score bounds on ``p1 - p2``
+* :func:`proportion_bounds`: exact one-sided Clopper-Pearson bounds of one
+  proportion, which also accept a fractional count (the mean over evaluators
+  of a cell's correct predictions, see :mod:`._intervals`).
+* :func:`difference_bounds`: Newcombe's hybrid bounds on ``p1 - p2``
   (Newcombe 1998, "Interval estimation for the difference between independent
-  proportions", method 11): ``d -/+ sqrt((p1 - l1)**2 + (u2 - p2)**2)`` from the
-  two Wilson bounds. The two cells' errors add in quadrature rather than
-  linearly, so the bound is up to ``sqrt(2)`` times closer than the difference
-  of two one-sample bounds. An ``extra`` variance (evaluator spread) adds in
-  the same quadrature.
+  proportions", method 10): ``d -/+ sqrt((p1 - l1)**2 + (u2 - p2)**2)`` from
+  the two one-sample bounds, here Clopper-Pearson rather than Wilson ones (the
+  construction takes any; the exact ones stay conservative at 0 % and 100 %,
+  where a score bound is too short). The two cells' errors add in quadrature
+  rather than linearly, so the bound is up to ``sqrt(2)`` times closer than the
+  difference of two one-sample bounds; the quadrature is a normal
+  approximation, so the result is approximate, not exact. An ``extra``
+  variance (evaluator spread) adds in the same quadrature.
 * :func:`max_pair_bounds`: per class, the largest lower and upper pair bound.
 * :func:`max_gap_lower` and :func:`mean_gap_lower`: lower confidence bounds on
   the largest and on the mean class gap ``max_a p_ya - min_a p_ya`` that read
@@ -39,31 +39,32 @@ def normal_tail(z):
     return ndtr(-np.asarray(z, dtype=np.float64))
 
 
-def wilson(hits, size, z) -> tuple[np.ndarray, np.ndarray]:
-    """One-sided Wilson score bounds ``(L, U)`` with continuity correction, each at normal quantile *z*.
+def proportion_bounds(hits, size, z) -> tuple[np.ndarray, np.ndarray]:
+    """One-sided Clopper-Pearson bounds ``(L, U)`` of ``hits / size``, each wrong with probability ``P(Z > z)``.
 
-    ``hits`` may be fractional. ``L = 0`` when ``hits = 0`` and ``U = 1`` when
+    ``L = Beta(tail; k, n - k + 1)`` and ``U = Beta(1 - tail; k + 1, n - k)``,
+    the exact binomial bounds; ``hits`` may be fractional (the mean over
+    evaluators of a cell's correct predictions), where the same beta quantiles
+    are the continuous extension. ``L = 0`` when ``hits = 0`` and ``U = 1`` when
     ``hits = size``; a cell with ``size = 0`` is unknown: ``(0, 1)``.
-    Broadcasts over arrays.
     """
+    from scipy.special import betaincinv
+
     k, n, z = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (hits, size, z)))
+    tail = normal_tail(z)
     filled = n > 0
-    safe = np.where(filled, n, 1.0)
-    p = np.where(filled, k / safe, 0.0)
-    z2 = z * z
-    denominator = 2 * (safe + z2)
-    with np.errstate(invalid="ignore"):
-        low = (2 * safe * p + z2 - 1 - z * np.sqrt(np.maximum(z2 - 2 - 1 / safe + 4 * p * (safe * (1 - p) + 1), 0))) \
-            / denominator
-        high = (2 * safe * p + z2 + 1 + z * np.sqrt(np.maximum(z2 + 2 - 1 / safe + 4 * p * (safe * (1 - p) - 1), 0))) \
-            / denominator
-    low = np.where(k <= 0, 0.0, np.clip(low, 0.0, p))
-    high = np.where(k >= n, 1.0, np.clip(high, p, 1.0))
+    inside_low = filled & (k > 0)
+    inside_high = filled & (k < n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        low = betaincinv(np.where(inside_low, k, 1.0), np.where(inside_low, n - k + 1, 1.0), tail)
+        high = betaincinv(np.where(inside_high, k + 1, 1.0), np.where(inside_high, n - k, 1.0), 1 - tail)
+    low = np.where(inside_low, low, 0.0)
+    high = np.where(inside_high, high, 1.0)
     return np.where(filled, low, 0.0), np.where(filled, high, 1.0)
 
 
 def difference_bounds(hits1, size1, hits2, size2, z, extra=0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Newcombe's hybrid score bounds ``(L, U)`` on ``p1 - p2``, each one-sided at normal quantile *z*.
+    """Newcombe's hybrid bounds ``(L, U)`` on ``p1 - p2``, each one-sided at normal quantile *z*.
 
     ``extra`` is a further variance of the difference (the evaluator spread),
     added in quadrature as ``z**2 * extra``. A cell without samples is unknown:
@@ -71,8 +72,8 @@ def difference_bounds(hits1, size1, hits2, size2, z, extra=0.0) -> tuple[np.ndar
     """
     k1, n1, k2, n2 = (np.asarray(v, dtype=np.float64) for v in (hits1, size1, hits2, size2))
     z = np.asarray(z, dtype=np.float64)
-    l1, u1 = wilson(k1, n1, z)
-    l2, u2 = wilson(k2, n2, z)
+    l1, u1 = proportion_bounds(k1, n1, z)
+    l2, u2 = proportion_bounds(k2, n2, z)
     known = (n1 > 0) & (n2 > 0)
     p1 = np.where(n1 > 0, k1 / np.where(n1 > 0, n1, 1.0), 0.0)
     p2 = np.where(n2 > 0, k2 / np.where(n2 > 0, n2, 1.0), 0.0)
@@ -172,7 +173,7 @@ def mean_gap_lower(hits, size, level: float, extra=None) -> np.ndarray:
     pair with the largest observed difference). Classes hold disjoint test
     images, so that mean's errors add in quadrature: the bound is
     ``(sum_y d_y - sqrt(sum_y [(p1 - l1)**2 + (u2 - p2)**2 + z**2 extra]))/K``
-    with Wilson bounds at one quantile ``z``. The choice of pairs depends on the
+    with Clopper-Pearson bounds at one quantile ``z``. The choice of pairs depends on the
     data, so ``z`` is taken at ``level / prod_y pairs_y`` (Bonferroni over every
     possible choice): far fewer standard errors than a bound per class, because
     the mean's standard error is ``sqrt(K)`` times smaller.
@@ -189,8 +190,8 @@ def mean_gap_lower(hits, size, level: float, extra=None) -> np.ndarray:
     z = normal_quantile(np.exp(np.maximum(np.log(level) - choices, -700.0)))[..., None, None, None]
     p1 = np.where(n1 > 0, k1 / np.where(n1 > 0, n1, 1.0), 0.0)
     p2 = np.where(n2 > 0, k2 / np.where(n2 > 0, n2, 1.0), 0.0)
-    l1, _ = wilson(k1, n1, z)
-    _, u2 = wilson(k2, n2, z)
+    l1, _ = proportion_bounds(k1, n1, z)
+    _, u2 = proportion_bounds(k2, n2, z)
     spread = z * z * (0.0 if extra is None else np.nan_to_num(np.asarray(extra, dtype=np.float64)))
     piece = np.broadcast_to((p1 - l1) ** 2 + (u2 - p2) ** 2 + spread, known.shape)
     difference = np.where(known, p1 - p2, -np.inf)

@@ -1,4 +1,4 @@
-"""Gating intervals: score bounds of every gated metric, with test-set noise and evaluator spread.
+"""Gating intervals of every gated metric, with test-set noise and evaluator spread.
 
 What an interval is for. A gate decides on an interval of the evaluators'
 mean of a metric, and the truth it should contain is that mean's expectation
@@ -20,12 +20,15 @@ The construction, for level ``alpha`` (each end should err at most ``alpha/2``):
   parity, the accuracy and the upper end of worst-group accuracy are built
   this way.
 * **Differences of two proportions, not two one-sample bounds.** A gap is
-  bounded by Newcombe's hybrid score bound on ``p_a - p_b`` (:mod:`._bounds`),
-  whose two cells' errors add in quadrature. Every ordered pair of groups in a
-  class is read (Bonferroni over the pairs). For DEO_M and equalized odds the
-  lower end inverts a test of "every class's gap is at most t" that combines
-  the classes by Fisher's method (many moderately unfair classes add up) *or*
-  by their smallest p-value (one unfair class), each at ``alpha/4``.
+  bounded by Newcombe's hybrid bound on ``p_a - p_b`` (:mod:`._bounds`), built
+  from exact Clopper-Pearson bounds of the two cells, whose errors add in
+  quadrature. Every ordered pair of groups in a class is read (Bonferroni over
+  the pairs). The lower end of DEO_M is the larger of two bounds at
+  ``alpha/4`` each: the largest pair bound over all classes (one unfair class
+  suffices) and the lower bound of DEO_A (``DEO_M >= DEO_A``), whose errors
+  shrink as ``1/sqrt(K)`` when many classes are moderately unfair. Equalized
+  odds does the same with true and false positive rates (the mean reads the
+  true positive rates, whose classes hold disjoint images).
 * **Evaluator spread in the same quadrature.** Each pair's variance gains
   ``var_e(d_e) / E``, the spread over evaluators of their own differences
   (seed noise plus the test-set noise they do not share).
@@ -39,30 +42,33 @@ The construction, for level ``alpha`` (each end should err at most ``alpha/2``):
   ``[-1, 1]``: a normal interval from the stratified variance bound
   ``sum_c w_c^2 n_c (1 - m_c^2)`` plus the evaluator variance.
 
-What is promised and what is not. The union bounds and the class test are
-exact bookkeeping of error probabilities. The score bounds are not exact: the
-Wilson and Newcombe bounds are normal approximations whose continuity
-correction makes them conservative in simulation, not in every configuration
-by proof; the evaluator spread is a normal approximation (it treats a handful
-of seeds as if their mean were normal). So each end errs *about* at most
-``alpha/2``; ``benchmarks/interval_coverage.py`` measures how often, on the
-configurations in ``benchmarks/RESULTS.md``. A metric without a rule here has
-no gating interval, and ``--gate-on ci`` refuses to gate it.
+What is promised and what is not. The union bounds (over pairs, classes,
+evaluators, and the two halves of an end) are exact bookkeeping of error
+probabilities, and each cell's Clopper-Pearson bound is exact. Two steps are
+approximations: Newcombe's quadrature of the two cells' errors (a normal
+approximation, close to nominal and mostly conservative in published
+studies), and the evaluator spread (it treats the mean of a handful of seeds
+as normal). So each end errs with *about* ``alpha/2`` at most, not provably;
+``benchmarks/interval_coverage.py`` measures how often on the configurations
+recorded in ``benchmarks/RESULTS.md``, and ``tests/test_intervals.py`` checks
+coverage and width. With one evaluator, or evaluators that agree, only the
+first approximation remains. A metric without a rule here has no gating
+interval, and ``--gate-on ci`` refuses to gate it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._bounds import max_gap_lower, max_pair_bounds, mean_gap_lower, normal_quantile, pair_extra, wilson
+from ._bounds import max_gap_lower, max_pair_bounds, mean_gap_lower, normal_quantile, pair_extra, proportion_bounds
 from ._counts import cell_accuracy
 from ._disparity import class_gaps, class_precision_gaps
 
 #: Recorded as ``interval_method`` next to every interval this module computes.
-METHOD = ("score bounds (Wilson/Newcombe, continuity-corrected; approximate) "
+METHOD = ("newcombe-hybrid of clopper-pearson bounds (approximate) "
           "+ evaluator spread (normal approximation)")
 #: ``interval_method`` when a single evaluator leaves no seed spread to measure.
-METHOD_ONE_EVALUATOR = "score bounds (Wilson/Newcombe, continuity-corrected; approximate)"
+METHOD_ONE_EVALUATOR = "newcombe-hybrid of clopper-pearson bounds (approximate)"
 #: A stand-in size for an empty cell under FairDD's convention (a certain accuracy of 0).
 EMPTY_AS_ZERO_SIZE = 1e9
 
@@ -121,9 +127,9 @@ def _per_evaluator_end(values, bounds, level, seeds, sign):
 
 
 def _proportion(hits, size, level, extra):
-    """Wilson bounds of ``hits / size`` at one-sided *level*, with *extra* variance in quadrature."""
+    """Clopper-Pearson bounds of ``hits / size`` at one-sided *level*, with *extra* variance in quadrature."""
     z = normal_quantile(level)
-    low, high = wilson(hits, size, z)
+    low, high = proportion_bounds(hits, size, z)
     p = np.where(size > 0, hits / np.where(size > 0, size, 1.0), np.nan)
     spread = z * z * np.nan_to_num(extra)
     return p - np.sqrt((p - low) ** 2 + spread), p + np.sqrt((high - p) ** 2 + spread)
@@ -156,7 +162,7 @@ def _max_gap_upper(families, level, evaluators):
 
 
 def accuracy_interval(tables, level, seeds):
-    """Pooled accuracy: Wilson bounds on the evaluators' mean count (a mean: nothing is lost)."""
+    """Pooled accuracy: Clopper-Pearson bounds on the evaluators' mean count (a mean: nothing is lost)."""
     correct, total = _counts(tables)
     hits, size = correct.sum(axis=(-2, -1)), total.sum(axis=(-2, -1))
     values = hits / size
@@ -176,7 +182,7 @@ def worst_group_accuracy_interval(tables, level, seeds):
     _, high = _proportion(correct.mean(axis=-3), total[..., 0, :, :], level, _cell_extra(rates, seeds))
     high = _nan_reduce(np.where(filled, high, np.nan), (-2, -1), "min")
     cells = np.maximum(filled.sum(axis=(-2, -1)), 1)[..., None, None, None]
-    low, _ = wilson(correct, total, normal_quantile(level / (evaluators * cells)))
+    low, _ = proportion_bounds(correct, total, normal_quantile(level / (evaluators * cells)))
     low = np.where(total > 0, low, 0.0).min(axis=(-2, -1))
     return values, _per_evaluator_end(values, low, level, seeds, -1), high
 
