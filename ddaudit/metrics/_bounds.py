@@ -96,12 +96,15 @@ def _off_diagonal(groups: int) -> np.ndarray:
     return ~np.eye(groups, dtype=bool)
 
 
-def pair_extra(rates: np.ndarray) -> np.ndarray:
-    """Variance of the evaluators' mean difference ``r_a - r_b`` per ordered pair, ``(..., K, G, G)``.
+def pair_extra(rates: np.ndarray, unshared=None) -> np.ndarray:
+    """Seed variance of the evaluators' mean difference ``r_a - r_b`` per ordered pair, ``(..., K, G, G)``.
 
-    *rates* is ``(..., E, K, G)`` per evaluator (NaN where undefined). It is
-    ``var_e(r_ea - r_eb) / E`` (``ddof=1``): the seed noise of the evaluators'
-    mean, plus the part of the test-set noise they do not share; 0 for one evaluator.
+    *rates* is ``(..., E, K, G)`` per evaluator (NaN where undefined). The
+    spread over evaluators of their own differences, ``var_e(r_ea - r_eb)``
+    (``ddof=1``), holds the seed noise plus the test-set noise the evaluators do
+    not share; *unshared* ``(..., K, G)``, that part's variance per cell (when
+    per-image predictions are known), is taken out, floored at 0, and the rest
+    divided by ``E``; 0 for one evaluator.
     """
     rates = np.asarray(rates, dtype=np.float64)
     evaluators = rates.shape[-3]
@@ -110,6 +113,9 @@ def pair_extra(rates: np.ndarray) -> np.ndarray:
     first, second = ordered_pairs(rates)
     with np.errstate(invalid="ignore"):
         spread = np.var(first - second, axis=-4, ddof=1)
+    if unshared is not None:
+        own, other = ordered_pairs(np.nan_to_num(np.asarray(unshared, dtype=np.float64)))
+        spread = np.maximum(spread - own - other, 0.0)
     return np.nan_to_num(spread / evaluators)
 
 

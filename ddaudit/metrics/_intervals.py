@@ -30,8 +30,10 @@ The construction, for level ``alpha`` (each end should err at most ``alpha/2``):
   odds does the same with true and false positive rates (the mean reads the
   true positive rates, whose classes hold disjoint images).
 * **Evaluator spread in the same quadrature.** Each pair's variance gains
-  ``var_e(d_e) / E``, the spread over evaluators of their own differences
-  (seed noise plus the test-set noise they do not share).
+  ``c * var_e(d_e) / E``, the spread over evaluators of their own differences
+  (seed noise plus the test-set noise they do not share), with
+  ``c = (t_{E-1} / z)**2`` at the end's level (:func:`seed_inflation`) so that
+  a spread read from a handful of evaluators is not taken as exact.
 * **Ends that need each evaluator.** A mean over evaluators of a max is *not*
   bounded above by the max of the means (evaluators unfair on different
   classes), so upper ends of disparities, the lower end of worst-group
@@ -135,17 +137,52 @@ def _proportion(hits, size, level, extra):
     return p - np.sqrt((p - low) ** 2 + spread), p + np.sqrt((high - p) ** 2 + spread)
 
 
-def _cell_extra(rates, seeds):
-    """``var_e(r) / E`` per cell (``ddof=1``), or 0."""
+def seed_inflation(evaluators: int, level: float) -> float:
+    """``(t_{E-1}(1 - level) / z(1 - level))**2``: a seed variance estimated from E values, read on the normal scale.
+
+    A variance from a handful of evaluators is itself uncertain; scaling it by
+    the squared ratio of the t to the normal quantile at the end's level makes
+    a normal bound behave like the t-interval for that evaluator spread alone.
+    """
+    from scipy import stats
+
+    if evaluators < 2:
+        return 0.0
+    return float((stats.t.ppf(1 - level, evaluators - 1) / stats.norm.ppf(1 - level)) ** 2)
+
+
+def _unshared(disagreement, size):
+    """Variance per cell of one evaluator's rate that the others do not share: ``sum_i var_e / n**2``."""
+    if disagreement is None:
+        return None
+    size = np.asarray(size, dtype=np.float64)
+    return np.where(size > 0, np.asarray(disagreement, dtype=np.float64) / np.where(size > 0, size, 1.0) ** 2, 0.0)
+
+
+def _seed_variance(values, unshared=None):
+    """``max(var_e(values) - unshared, 0) / E`` over the evaluator axis ``-1`` (``ddof=1``)."""
+    evaluators = values.shape[-1]
+    with np.errstate(invalid="ignore"):
+        spread = np.var(values, axis=-1, ddof=1)
+    if unshared is not None:
+        spread = np.maximum(spread - unshared, 0.0)
+    return np.nan_to_num(spread / evaluators)
+
+
+def _cell_extra(rates, seeds, level, unshared=None):
+    """Inflated seed variance of the evaluators' mean per cell, or 0."""
     evaluators = rates.shape[-3]
     if not seeds or evaluators < 2:
         return 0.0
-    with np.errstate(invalid="ignore"):
-        return np.nan_to_num(np.var(rates, axis=-3, ddof=1) / evaluators)
+    return _seed_variance(np.moveaxis(rates, -3, -1), unshared) * seed_inflation(evaluators, level)
 
 
-def _pair_extra(rates, seeds):
-    return pair_extra(rates) if seeds and rates.shape[-3] > 1 else None
+def _pair_extra(rates, seeds, level, unshared=None):
+    """Inflated :func:`~._bounds.pair_extra`, or None."""
+    evaluators = rates.shape[-3]
+    if not seeds or evaluators < 2:
+        return None
+    return pair_extra(rates, unshared) * seed_inflation(evaluators, level)
 
 
 def _max_gap_upper(families, level, evaluators):
@@ -166,7 +203,10 @@ def accuracy_interval(tables, level, seeds):
     correct, total = _counts(tables)
     hits, size = correct.sum(axis=(-2, -1)), total.sum(axis=(-2, -1))
     values = hits / size
-    extra = values.var(axis=-1, ddof=1) / values.shape[-1] if seeds and values.shape[-1] > 1 else 0.0
+    evaluators = values.shape[-1]
+    unshared = None if tables.disagreement is None else (
+        np.asarray(tables.disagreement, dtype=np.float64).sum(axis=(-2, -1)) / size[..., 0] ** 2)
+    extra = _seed_variance(values, unshared) * seed_inflation(evaluators, level) if seeds else 0.0
     low, high = _proportion(hits.mean(axis=-1), size[..., 0], level, extra)
     return values, low, high
 
@@ -179,7 +219,7 @@ def worst_group_accuracy_interval(tables, level, seeds):
     rates = _rates(correct, total)
     values = _nan_reduce(rates, (-2, -1), "min")
     filled = total[..., 0, :, :] > 0
-    _, high = _proportion(correct.mean(axis=-3), total[..., 0, :, :], level, _cell_extra(rates, seeds))
+    _, high = _proportion(correct.mean(axis=-3), total[..., 0, :, :], level, _cell_extra(rates, seeds, level, _unshared(tables.disagreement, total[..., 0, :, :])))
     high = _nan_reduce(np.where(filled, high, np.nan), (-2, -1), "min")
     cells = np.maximum(filled.sum(axis=(-2, -1)), 1)[..., None, None, None]
     low, _ = proportion_bounds(correct, total, normal_quantile(level / (evaluators * cells)))
@@ -192,7 +232,8 @@ def deo_max_interval(tables, level, seeds):
     correct, total = _counts(tables)
     rates = _rates(correct, total)
     values = _nan_reduce(class_gaps(rates), -1, "max")
-    mean, size, extra = correct.mean(axis=-3), total[..., 0, :, :], _pair_extra(rates, seeds)
+    mean, size = correct.mean(axis=-3), total[..., 0, :, :]
+    extra = _pair_extra(rates, seeds, level, _unshared(tables.disagreement, size))
     low = np.fmax(max_gap_lower([(mean, size, extra)], level / 2), mean_gap_lower(mean, size, level / 2, extra))
     upper = _nan_reduce(_max_gap_upper([(correct, total)], level, correct.shape[-3]), -1, "max")
     return values, low, _per_evaluator_end(values, upper, level, seeds, 1)
@@ -208,14 +249,15 @@ def deo_avg_interval(tables, level, seeds):
     values = _nan_reduce(gaps, -1, "mean")
     size = total[..., 0, :, :]
     defined = (size > 0).sum(axis=-1) >= 2
-    low = mean_gap_lower(correct.mean(axis=-3), size, level, _pair_extra(rates, seeds))
+    low = mean_gap_lower(correct.mean(axis=-3), size, level,
+                         _pair_extra(rates, seeds, level, _unshared(tables.disagreement, size)))
     classes = np.maximum(defined.sum(axis=-1), 1)[..., None, None]  # against (..., E, K)
     upper = max_pair_bounds(correct, total, normal_quantile(level / (evaluators * classes)))[1]
     upper = _nan_reduce(np.where(defined[..., None, :], upper, np.nan), -1, "mean")
     return values, low, _per_evaluator_end(values, upper, level, seeds, 1)
 
 
-def _range_interval(hits, size, level, seeds):
+def _range_interval(hits, size, level, seeds, disagreement=None):
     """``max_c r_c - min_c r_c`` over one row of cells ``(..., E, 1, C)``: lower end on averaged counts
     (every ordered pair, Bonferroni), upper end per evaluator (the true largest pair, ``level / E``)."""
     evaluators = hits.shape[-3]
@@ -224,7 +266,7 @@ def _range_interval(hits, size, level, seeds):
     row = size[..., 0, :, :]
     pairs = max_pair_bounds(hits.mean(axis=-3), row, 0.0)[2]
     lower = max_pair_bounds(hits.mean(axis=-3), row, normal_quantile(level / np.maximum(pairs, 1)),
-                            _pair_extra(rates, seeds))[0][..., 0]
+                            _pair_extra(rates, seeds, level, _unshared(disagreement, row)))[0][..., 0]
     upper = max_pair_bounds(hits, size, normal_quantile(level / evaluators))[1][..., 0]
     defined = ~np.isnan(values).any(axis=-1)
     low = np.where(defined, lower, np.nan)
@@ -234,13 +276,17 @@ def _range_interval(hits, size, level, seeds):
 def accuracy_gap_interval(tables, level, seeds):
     """Group accuracy gap, classes pooled: a range over the groups."""
     correct, total = _counts(tables)
-    return _range_interval(correct.sum(axis=-2)[..., None, :], total.sum(axis=-2)[..., None, :], level, seeds)
+    pooled = None if tables.disagreement is None else np.asarray(tables.disagreement).sum(axis=-2)[..., None, :]
+    return _range_interval(correct.sum(axis=-2)[..., None, :], total.sum(axis=-2)[..., None, :], level, seeds,
+                           pooled)
 
 
 def class_accuracy_gap_interval(tables, level, seeds):
     """Class accuracy gap, groups pooled: a range over the classes."""
     correct, total = _counts(tables)
-    return _range_interval(correct.sum(axis=-1)[..., None, :], total.sum(axis=-1)[..., None, :], level, seeds)
+    pooled = None if tables.disagreement is None else np.asarray(tables.disagreement).sum(axis=-1)[..., None, :]
+    return _range_interval(correct.sum(axis=-1)[..., None, :], total.sum(axis=-1)[..., None, :], level, seeds,
+                           pooled)
 
 
 def equalized_odds_interval(tables, level, seeds):
@@ -257,8 +303,10 @@ def equalized_odds_interval(tables, level, seeds):
     negatives = np.where(qualified, negatives, 0.0)
     tpr, fpr = _rates(correct, positives), _rates(false_positives, negatives)
     values = _nan_reduce(np.fmax(class_gaps(tpr), class_gaps(fpr)), -1, "max")
-    true_family = (correct.mean(axis=-3), positives[..., 0, :, :], _pair_extra(tpr, seeds))
-    false_family = (false_positives.mean(axis=-3), negatives[..., 0, :, :], _pair_extra(fpr, seeds))
+    unshared = None if tables.disagreement is None else _unshared(
+        np.where(qualified[..., 0, :, :], tables.disagreement, 0.0), positives[..., 0, :, :])
+    true_family = (correct.mean(axis=-3), positives[..., 0, :, :], _pair_extra(tpr, seeds, level, unshared))
+    false_family = (false_positives.mean(axis=-3), negatives[..., 0, :, :], _pair_extra(fpr, seeds, level))
     low = np.fmax(max_gap_lower([true_family, false_family], level / 2), mean_gap_lower(*true_family[:2], level / 2,
                                                                                        true_family[2]))
     upper = _max_gap_upper([(correct, positives), (false_positives, negatives)], level, correct.shape[-3])
@@ -276,7 +324,7 @@ def demographic_parity_interval(tables, level, seeds):
     size = np.broadcast_to(np.asarray(tables.total, dtype=np.float64).sum(axis=-2, keepdims=True), predicted.shape)
     rates = _rates(predicted, size)
     values = _nan_reduce(class_gaps(rates), -1, "max")
-    low = max_gap_lower([(predicted.mean(axis=-3), size[..., 0, :, :], _pair_extra(rates, seeds))], level)
+    low = max_gap_lower([(predicted.mean(axis=-3), size[..., 0, :, :], _pair_extra(rates, seeds, level))], level)
     upper = _nan_reduce(_max_gap_upper([(predicted, size)], level, predicted.shape[-3]), -1, "max")
     return values, low, _per_evaluator_end(values, upper, level, seeds, 1)
 
@@ -307,7 +355,7 @@ def bias_amplification_interval(tables, level, seeds):
     mean = np.where(size > 0, sums.mean(axis=-3) / np.where(size > 0, size, 1.0), 0.0)
     variance = (weight ** 2 * size * np.clip(1 - mean ** 2, 0.0, 1.0)).sum(axis=(-2, -1))
     if seeds and values.shape[-1] > 1:
-        variance = variance + values.var(axis=-1, ddof=1) / values.shape[-1]
+        variance = variance + values.var(axis=-1, ddof=1) / values.shape[-1] * seed_inflation(values.shape[-1], level)
     half = normal_quantile(level) * np.sqrt(variance)
     estimate = values.mean(axis=-1)
     return values, estimate - half, estimate + half
@@ -323,17 +371,19 @@ def interval_metrics() -> tuple[str, ...]:
     return tuple(name for name, metric in METRICS.items() if metric.interval is not None)
 
 
-def _tables(correct, total, empty_as_zero, predicted, bias_amplification=None, bias_amplification_cells=None):
+def _tables(correct, total, empty_as_zero, predicted, bias_amplification=None, bias_amplification_cells=None,
+            disagreement=None):
     from . import _catalogue  # noqa: F401 - registers every metric in the table
     from ._registry import CountTables
 
     return CountTables(np.asarray(correct, dtype=np.float64), np.asarray(total), predicted=predicted,
                        empty_as_zero=empty_as_zero, bias_amplification=bias_amplification,
-                       bias_amplification_cells=bias_amplification_cells)
+                       bias_amplification_cells=bias_amplification_cells, disagreement=disagreement)
 
 
 def interval_table(correct, total, confidence: float = 0.95, *, empty_as_zero: bool = False, predicted=None,
-                   bias_amplification=None, bias_amplification_cells=None, names=None) -> dict[str, dict]:
+                   bias_amplification=None, bias_amplification_cells=None, disagreement=None,
+                   names=None) -> dict[str, dict]:
     """Estimate and gating interval of each metric with an interval rule.
 
     Parameters
@@ -350,6 +400,11 @@ def interval_table(correct, total, confidence: float = 0.95, *, empty_as_zero: b
         equalized odds, demographic parity and the sufficiency gap.
     bias_amplification, bias_amplification_cells : optional
         Per-evaluator values ``(..., E)`` and ``(per-cell score sums (..., E, K, G), cell weights (K, G))``.
+    disagreement : array, shape (..., K, G), optional
+        Per cell, the sum over test images of the variance over evaluators of
+        being correct (``ddof=1``; :func:`disagreement`): without it the
+        evaluator spread also counts the test-set noise the evaluators do not
+        share, which the bounds already hold (conservative).
 
     Returns
     -------
@@ -362,7 +417,8 @@ def interval_table(correct, total, confidence: float = 0.95, *, empty_as_zero: b
     from ._registry import METRICS
 
     alpha = 1.0 - float(confidence)
-    tables = _tables(correct, total, empty_as_zero, predicted, bias_amplification, bias_amplification_cells)
+    tables = _tables(correct, total, empty_as_zero, predicted, bias_amplification, bias_amplification_cells,
+                     disagreement)
     table = {}
     for name in names or interval_metrics():
         metric = METRICS[name]
@@ -384,7 +440,8 @@ def interval_table(correct, total, confidence: float = 0.95, *, empty_as_zero: b
 
 
 def metric_intervals(correct, total, confidence: float = 0.95, *, empty_as_zero: bool = False,
-                     predicted=None, bias_amplification=None, bias_amplification_cells=None) -> dict[str, dict]:
+                     predicted=None, bias_amplification=None, bias_amplification_cells=None,
+                     disagreement=None) -> dict[str, dict]:
     """Report fields of one audit: ``{metric: {"interval", "interval_method", "interval_test", "interval_margin"}}``.
 
     *correct* is ``(E, K, G)``. ``interval`` is what gates decide on;
@@ -399,7 +456,7 @@ def metric_intervals(correct, total, confidence: float = 0.95, *, empty_as_zero:
     correct = np.asarray(correct)
     method = METHOD if correct.shape[0] > 1 else METHOD_ONE_EVALUATOR
     kwargs = dict(empty_as_zero=empty_as_zero, predicted=predicted, bias_amplification=bias_amplification,
-                  bias_amplification_cells=bias_amplification_cells)
+                  bias_amplification_cells=bias_amplification_cells, disagreement=disagreement)
     main = interval_table(correct, total, confidence, **kwargs)
     strict = interval_table(correct, total, 1 - (1 - confidence) / 2,
                             names=[name for name in main if METRICS[name].disparity], **kwargs)
@@ -415,3 +472,11 @@ def metric_intervals(correct, total, confidence: float = 0.95, *, empty_as_zero:
             fields[name]["interval_strict"] = [float(strict[name]["low"]), float(strict[name]["high"])]
     return fields
 
+
+
+def disagreement(right, cells, num_cells: int) -> np.ndarray | None:
+    """Per cell, ``sum_i var_e(right[e, i])`` (``ddof=1``) of per-image correctness ``right`` ``(E, N)``; None for one evaluator."""
+    right = np.asarray(right, dtype=np.float64)
+    if right.shape[0] < 2:
+        return None
+    return np.bincount(cells, weights=right.var(axis=0, ddof=1), minlength=num_cells)

@@ -47,6 +47,10 @@ class CountTables:
         ``(sums (..., K, G), weights (K, G))``: per cell, the sum of
         ``y_at``-signs of the predicted classes, and the weight that turns it
         into bias amplification (its gating interval reads them).
+    ``disagreement[..., K, G]`` (``None`` without per-image predictions)
+        Per cell, the sum over its test images of the variance over evaluators
+        (``ddof=1``) of being correct: the test-set noise the evaluators do not
+        share, which the gating intervals take out of their evaluator spread.
     ``empty_as_zero``
         FairDD's convention that an empty cell has accuracy 0 (see :func:`cell_accuracy`).
     """
@@ -59,6 +63,7 @@ class CountTables:
     bias_amplification: np.ndarray | None = None
     empty_as_zero: bool = False
     bias_amplification_cells: tuple | None = None
+    disagreement: np.ndarray | None = None
 
     @cached_property
     def cell_accuracy(self) -> np.ndarray:

@@ -41,7 +41,7 @@ from ._directional import pair_signs, row_scores
 from ._disparity import class_gaps, group_accuracy
 from ._fairlearn_views import one_vs_rest_demographic_parity, one_vs_rest_equalized_odds
 from ._inputs import as_count, as_labels, as_predictions
-from ._intervals import metric_intervals
+from ._intervals import disagreement, metric_intervals
 from ._registry import METRICS, CountTables, bootstrapped_names, metric_names
 from ._uncertainty import basic_interval, percentile_interval, stratified_resample_sums, t_interval
 
@@ -267,7 +267,8 @@ def compute_metrics(y_true, groups, predictions, *, num_classes: int, num_groups
                for name in METRIC_NAMES}
     for name, fields in metric_intervals(correct, total, confidence, empty_as_zero=empty_as_zero,
                                          predicted=tables.predicted, bias_amplification=tables.bias_amplification,
-                                         bias_amplification_cells=tables.bias_amplification_cells).items():
+                                         bias_amplification_cells=tables.bias_amplification_cells,
+                                         disagreement=_disagreement(y, a, pred, num_classes, num_groups)).items():
         metrics[name].update(fields)  # the gating interval: score bounds plus evaluator spread
     gaps = class_gaps(cell_accuracy(correct, total, empty_as_zero=empty_as_zero))
     flagged = small_cells(total, min_group_size)
@@ -294,6 +295,12 @@ def compute_metrics(y_true, groups, predictions, *, num_classes: int, num_groups
         small_cells=flagged,
         settings=settings,
     )
+
+
+def _disagreement(y, a, pred, num_classes, num_groups):
+    """Per cell, how much the evaluators' correctness varies image by image (``None`` for one evaluator)."""
+    shares = disagreement(pred == y[None, :], cell_ids(y, a, num_groups), num_classes * num_groups)
+    return None if shares is None else shares.reshape(num_classes, num_groups)
 
 
 def _bias_amplification_cells(y, a, pred, signs, defined_pairs, num_classes, num_groups):
