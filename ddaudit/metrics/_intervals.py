@@ -40,9 +40,13 @@ The construction, for level ``alpha`` (each end should err at most ``alpha/2``):
   accuracy and both ends of the sufficiency gap are bounded per evaluator,
   each at ``alpha/(2E)`` (union bound over evaluators), averaged, and widened
   in quadrature by the t-margin of the per-evaluator values.
+* **Single bounds split their level.** The accuracy and the upper end of
+  worst-group accuracy rest on one bound, with no Bonferroni slack: with
+  several evaluators the test-set bound takes ``alpha/4`` and the t-margin of
+  the per-evaluator values ``alpha/4``, added (union bound).
 * **Directional bias amplification** is linear in per-image scores in
   ``[-1, 1]``: a normal interval from the stratified variance bound
-  ``sum_c w_c^2 n_c (1 - m_c^2)`` plus the evaluator variance.
+  ``sum_c w_c^2 n_c (1 - m_c^2)``, its level split with the t-margin likewise.
 
 What is promised and what is not. The union bounds (over pairs, classes,
 evaluators, and the two halves of an end) are exact bookkeeping of error
@@ -162,19 +166,13 @@ def _unshared(disagreement, size):
 def _seed_variance(values, unshared=None):
     """``max(var_e(values) - unshared, 0) / E`` over the evaluator axis ``-1`` (``ddof=1``)."""
     evaluators = values.shape[-1]
+    if evaluators < 2:
+        return np.zeros(values.shape[:-1])
     with np.errstate(invalid="ignore"):
         spread = np.var(values, axis=-1, ddof=1)
     if unshared is not None:
         spread = np.maximum(spread - unshared, 0.0)
     return np.nan_to_num(spread / evaluators)
-
-
-def _cell_extra(rates, seeds, level, unshared=None):
-    """Inflated seed variance of the evaluators' mean per cell, or 0."""
-    evaluators = rates.shape[-3]
-    if not seeds or evaluators < 2:
-        return 0.0
-    return _seed_variance(np.moveaxis(rates, -3, -1), unshared) * seed_inflation(evaluators, level)
 
 
 def _pair_extra(rates, seeds, level, unshared=None):
@@ -199,16 +197,23 @@ def _max_gap_upper(families, level, evaluators):
 
 
 def accuracy_interval(tables, level, seeds):
-    """Pooled accuracy: Clopper-Pearson bounds on the evaluators' mean count (a mean: nothing is lost)."""
+    """Pooled accuracy: Clopper-Pearson bounds on the evaluators' mean count (a mean: nothing is lost).
+
+    One bound has no Bonferroni slack to absorb an evaluator spread read from a
+    few seeds, so with several evaluators the level is split: the test-set bound
+    at ``level/2`` and the t-margin of the per-evaluator accuracies at
+    ``level/2``, added (union bound; the margin also counts their unshared
+    test-set noise, so it errs on the wide side).
+    """
     correct, total = _counts(tables)
     hits, size = correct.sum(axis=(-2, -1)), total.sum(axis=(-2, -1))
     values = hits / size
-    evaluators = values.shape[-1]
-    unshared = None if tables.disagreement is None else (
-        np.asarray(tables.disagreement, dtype=np.float64).sum(axis=(-2, -1)) / size[..., 0] ** 2)
-    extra = _seed_variance(values, unshared) * seed_inflation(evaluators, level) if seeds else 0.0
-    low, high = _proportion(hits.mean(axis=-1), size[..., 0], level, extra)
-    return values, low, high
+    if not seeds or values.shape[-1] < 2:
+        low, high = _proportion(hits.mean(axis=-1), size[..., 0], level, 0.0)
+        return values, low, high
+    low, high = _proportion(hits.mean(axis=-1), size[..., 0], level / 2, 0.0)
+    margin = seed_margin(values, level / 2)
+    return values, low - margin, high + margin
 
 
 def worst_group_accuracy_interval(tables, level, seeds):
@@ -219,7 +224,11 @@ def worst_group_accuracy_interval(tables, level, seeds):
     rates = _rates(correct, total)
     values = _nan_reduce(rates, (-2, -1), "min")
     filled = total[..., 0, :, :] > 0
-    _, high = _proportion(correct.mean(axis=-3), total[..., 0, :, :], level, _cell_extra(rates, seeds, level, _unshared(tables.disagreement, total[..., 0, :, :])))
+    if seeds and evaluators > 1:  # one bound, as for the accuracy: the level is split with the t-margin
+        _, high = _proportion(correct.mean(axis=-3), total[..., 0, :, :], level / 2, 0.0)
+        high = high + seed_margin(np.moveaxis(rates, -3, -1), level / 2)
+    else:
+        _, high = _proportion(correct.mean(axis=-3), total[..., 0, :, :], level, 0.0)
     high = _nan_reduce(np.where(filled, high, np.nan), (-2, -1), "min")
     cells = np.maximum(filled.sum(axis=(-2, -1)), 1)[..., None, None, None]
     low, _ = proportion_bounds(correct, total, normal_quantile(level / (evaluators * cells)))
@@ -354,10 +363,11 @@ def bias_amplification_interval(tables, level, seeds):
     size = np.broadcast_to(np.asarray(tables.total, dtype=np.float64), sums.shape)[..., 0, :, :]
     mean = np.where(size > 0, sums.mean(axis=-3) / np.where(size > 0, size, 1.0), 0.0)
     variance = (weight ** 2 * size * np.clip(1 - mean ** 2, 0.0, 1.0)).sum(axis=(-2, -1))
-    if seeds and values.shape[-1] > 1:
-        variance = variance + values.var(axis=-1, ddof=1) / values.shape[-1] * seed_inflation(values.shape[-1], level)
-    half = normal_quantile(level) * np.sqrt(variance)
     estimate = values.mean(axis=-1)
+    if not seeds or values.shape[-1] < 2:
+        half = normal_quantile(level) * np.sqrt(variance)
+    else:  # the level split between the test set and the t-margin, as for the accuracy
+        half = normal_quantile(level / 2) * np.sqrt(variance) + seed_margin(values, level / 2)
     return values, estimate - half, estimate + half
 
 
