@@ -209,3 +209,68 @@ def mean_gap_lower(hits, size, level: float, extra=None) -> np.ndarray:
     half = np.sqrt(np.where(defined, variance, 0.0).sum(axis=-1))
     low = (total - half) / np.maximum(classes, 1)
     return np.where(classes > 0, np.maximum(low, 0.0), np.nan)
+
+
+def _band_statistic(rates, weights, t, iterations: int = 40) -> np.ndarray:
+    """Per class ``min_c sum_a w_a dist(r_a, [c, c + t])**2`` over ``(..., K, G)`` (NaN rates take no part).
+
+    The function of ``c`` is convex with a non-decreasing derivative, so its
+    minimum is found by bisection on the derivative's sign.
+    """
+    present = ~np.isnan(rates)
+    r = np.where(present, rates, 0.0)
+    w = np.where(present, weights, 0.0)
+    t = np.asarray(t, dtype=np.float64)[..., None]
+
+    def excess(c):
+        return np.where(r < c, r - c, np.where(r > c + t, r - c - t, 0.0))
+
+    low = np.full(rates.shape[:-1], -1.0)
+    high = np.full(rates.shape[:-1], 1.0)
+    for _ in range(iterations):
+        middle = (low + high) / 2
+        rising = (w * excess(middle[..., None])).sum(axis=-1) <= 0   # the derivative -2 sum w e is >= 0
+        high = np.where(rising, middle, high)
+        low = np.where(rising, low, middle)
+    return (w * excess(high[..., None]) ** 2).sum(axis=-1)
+
+
+def band_gap_lower(hits, size, level: float, extra=None, iterations: int = 16) -> np.ndarray:
+    """Lower confidence bound of ``max_y (max_a p_ya - min_a p_ya)`` from a test that reads every cell at once.
+
+    "Every class's gap is at most t" means each class's rates fit in a band
+    ``[c_y, c_y + t]``. For the true bands, each observed rate lies no farther
+    from its band than from its own truth, so ``T(t) = sum_y min_c sum_a
+    dist(r_ya, [c, c + t])**2 / v_ya`` is at most ``sum (r - p)**2 / v``, about
+    chi-square with one degree of freedom per cell when ``v`` is the rate's
+    variance (here the Agresti-Coull ``p~(1 - p~)/n`` plus any ``extra``
+    evaluator variance). The null is rejected when ``T(t)`` exceeds that
+    chi-square's ``1 - level`` quantile; the bound is the largest rejected ``t``.
+    A homogeneity test in effect: it adds up many moderate gaps spread over many
+    groups, where one chosen pair per class would pay for every possible choice.
+    """
+    from scipy import stats
+
+    hits = np.asarray(hits, dtype=np.float64)
+    size = np.broadcast_to(np.asarray(size, dtype=np.float64), hits.shape)
+    filled = size > 0
+    rates = np.where(filled, hits / np.where(filled, size, 1.0), np.nan)
+    adjusted = (hits + 2) / (size + 4)
+    variance = adjusted * (1 - adjusted) / np.where(filled, size, 1.0)
+    if extra is not None:
+        variance = variance + np.nan_to_num(np.asarray(extra, dtype=np.float64))
+    weights = np.where(filled, 1.0 / variance, 0.0)
+    usable = filled & (filled.sum(axis=-1, keepdims=True) >= 2)
+    rates = np.where(usable, rates, np.nan)
+    cells = usable.sum(axis=(-2, -1))
+    limit = stats.chi2.isf(level, np.maximum(cells, 1))
+    low = np.zeros(hits.shape[:-2])
+    high = np.ones(hits.shape[:-2])
+    for _ in range(iterations):
+        middle = (low + high) / 2
+        statistic = _band_statistic(rates, weights, np.broadcast_to(middle[..., None], rates.shape[:-1])).sum(axis=-1)
+        hit = statistic > limit
+        low = np.where(hit, middle, low)
+        high = np.where(hit, high, middle)
+    rejected_at_zero = _band_statistic(rates, weights, np.zeros(rates.shape[:-1])).sum(axis=-1) > limit
+    return np.where(cells > 0, np.where(rejected_at_zero, low, 0.0), np.nan)

@@ -66,7 +66,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._bounds import max_gap_lower, max_pair_bounds, mean_gap_lower, normal_quantile, pair_extra, proportion_bounds
+from ._bounds import band_gap_lower, max_gap_lower, max_pair_bounds, mean_gap_lower, normal_quantile, pair_extra, proportion_bounds
 from ._counts import cell_accuracy
 from ._disparity import class_gaps, class_precision_gaps
 
@@ -175,6 +175,14 @@ def _seed_variance(values, unshared=None):
     return np.nan_to_num(spread / evaluators)
 
 
+def _cell_seed_variance(rates, seeds, level, unshared=None):
+    """Inflated seed variance of the evaluators' mean rate per cell ``(..., K, G)``, or None."""
+    evaluators = rates.shape[-3]
+    if not seeds or evaluators < 2:
+        return None
+    return _seed_variance(np.moveaxis(rates, -3, -1), unshared) * seed_inflation(evaluators, level)
+
+
 def _pair_extra(rates, seeds, level, unshared=None):
     """Inflated :func:`~._bounds.pair_extra`, or None."""
     evaluators = rates.shape[-3]
@@ -243,7 +251,9 @@ def deo_max_interval(tables, level, seeds):
     values = _nan_reduce(class_gaps(rates), -1, "max")
     mean, size = correct.mean(axis=-3), total[..., 0, :, :]
     extra = _pair_extra(rates, seeds, level, _unshared(tables.disagreement, size))
-    low = np.fmax(max_gap_lower([(mean, size, extra)], level / 2), mean_gap_lower(mean, size, level / 2, extra))
+    cell_extra = _cell_seed_variance(rates, seeds, level, _unshared(tables.disagreement, size))
+    low = np.fmax(np.fmax(max_gap_lower([(mean, size, extra)], level / 3), mean_gap_lower(mean, size, level / 3, extra)),
+                  band_gap_lower(mean, size, level / 3, cell_extra))
     upper = _nan_reduce(_max_gap_upper([(correct, total)], level, correct.shape[-3]), -1, "max")
     return values, low, _per_evaluator_end(values, upper, level, seeds, 1)
 
