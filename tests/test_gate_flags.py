@@ -165,3 +165,28 @@ def test_settle_hint_names_a_test_set_that_settles_about_half_the_time():
     assert 0.2 <= at_hint <= 0.9, at_hint
     assert quadrupled >= 0.9, quadrupled
     assert quarter < at_hint, (quarter, at_hint)
+
+
+def test_every_view_shows_the_interval_the_gates_use(report):
+    """The table, Markdown, HTML and JSON show the gating interval with its method; the bootstrap is named."""
+    import io
+
+    from rich.console import Console
+
+    from ddaudit.report import AuditReport, to_html, to_markdown
+
+    low, high = report["metrics"]["deo_max"]["interval"]
+    shown = f"[{100 * low:.2f}, {100 * high:.2f}]"
+    method = report["metrics"]["deo_max"]["interval_method"]
+    markdown = to_markdown(report)
+    assert "gating 95% interval" in markdown and "CI: bootstrap" in markdown
+    deo_row = next(line for line in markdown.splitlines() if line.startswith("| DEO_M"))
+    assert shown in deo_row and method in markdown
+    html = to_html(report)
+    assert "gating 95% interval" in html and shown in html and method in html
+    buffer = io.StringIO()
+    AuditReport.from_dict(report).render(Console(file=buffer, width=250, color_system=None), show_cells=False)
+    text = buffer.getvalue()
+    assert "gating 95%" in text and shown in text and "newcombe-hybrid" in text
+    gate = evaluate_gates(report, GateSettings(thresholds={"max_deo_max": 0.5})).results[0]
+    assert gate.interval == pytest.approx((low, high)) and gate.interval_method == method
