@@ -2,8 +2,9 @@
 
 Pure functions over one (class x group) count table, fairlearn views for the
 one-vs-rest rates, directional bias amplification against the real training
-bias, bootstrap intervals, exact gating intervals, and one builder, :func:`compute_metrics`, that
-composes them into a :class:`MetricsResult`.
+bias, a bootstrap, gating intervals (bounds that read every cell, see
+:mod:`._intervals`), and one builder, :func:`compute_metrics`, that composes
+them into a :class:`MetricsResult`.
 
 :data:`METRICS` is the metric table (name, label, direction, bounds, cell
 dependence, function; see :func:`register_metric`): the report, the gates, the
