@@ -1,4 +1,10 @@
-"""Gating intervals: exact per-cell binomial bounds carried through each metric, plus evaluator spread.
+"""The previous gating-interval construction, kept unchanged so the benchmark can compare against it.
+
+Not used by ddaudit. Its docstring below is as it was; its guarantee is overstated: per-evaluator
+bounds are averaged (valid at E x alpha/2 by the union bound, not alpha/2) and widened in quadrature
+(a normal approximation). See ``ddaudit/metrics/_intervals.py`` for what replaced it.
+
+Gating intervals: exact per-cell binomial bounds carried through each metric, plus evaluator spread.
 
 Why not the bootstrap? Resampling an 8/8 cell always gives 8/8, so a bootstrap
 interval of a metric built on small, extreme cells has no width and misses the

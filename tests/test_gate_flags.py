@@ -190,3 +190,13 @@ def test_every_view_shows_the_interval_the_gates_use(report):
     assert "gating 95%" in text and shown in text and "newcombe-hybrid" in text
     gate = evaluate_gates(report, GateSettings(thresholds={"max_deo_max": 0.5})).results[0]
     assert gate.interval == pytest.approx((low, high)) and gate.interval_method == method
+
+
+def test_the_registry_marks_a_gated_metric_without_an_interval_rule():
+    from ddaudit.gate._thresholds import metric_threshold
+    from ddaudit.metrics import LOWER, METRICS, Metric
+
+    bare = Metric(name="bare", label="bare", direction=LOWER, bounds=(0.0, 1.0), needs_cells=True,
+                  function=lambda tables: None, description="no interval", gate="max_bare")
+    assert metric_threshold(bare).interval_rule is False
+    assert all(metric_threshold(m).interval_rule for m in METRICS.values() if m.gate)

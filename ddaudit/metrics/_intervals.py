@@ -23,12 +23,15 @@ The construction, for level ``alpha`` (each end should err at most ``alpha/2``):
   bounded by Newcombe's hybrid bound on ``p_a - p_b`` (:mod:`._bounds`), built
   from exact Clopper-Pearson bounds of the two cells, whose errors add in
   quadrature. Every ordered pair of groups in a class is read (Bonferroni over
-  the pairs). The lower end of DEO_M is the larger of two bounds at
-  ``alpha/4`` each: the largest pair bound over all classes (one unfair class
-  suffices) and the lower bound of DEO_A (``DEO_M >= DEO_A``), whose errors
-  shrink as ``1/sqrt(K)`` when many classes are moderately unfair. Equalized
-  odds does the same with true and false positive rates (the mean reads the
-  true positive rates, whose classes hold disjoint images).
+  the pairs). The lower end of DEO_M is the largest of three bounds at
+  ``alpha/6`` each: the largest pair bound over all classes (one unfair class
+  suffices); the lower bound of DEO_A (``DEO_M >= DEO_A``: one pair per class,
+  whose mean's error shrinks as ``1/sqrt(K)`` when many classes are moderately
+  unfair); and a band test that reads every cell at once (a chi-square of each
+  class's rates against the narrowest band of width ``t``: many groups that
+  differ). Equalized odds takes the first two with true and false positive
+  rates (the mean reads the true positive rates, whose classes hold disjoint
+  images); demographic parity the first, over selection rates.
 * **Evaluator spread in the same quadrature.** Each pair's variance gains
   ``c * var_e(d_e) / E``, the spread over evaluators of their own differences
   (seed noise plus the test-set noise they do not share), with
