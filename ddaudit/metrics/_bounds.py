@@ -140,7 +140,8 @@ def max_pair_bounds(hits, size, z, extra=None) -> tuple[np.ndarray, np.ndarray, 
     lower = np.where(known, low, -np.inf).max(axis=(-2, -1))
     upper = np.where(off, high, -np.inf).max(axis=(-2, -1))
     measured = (size > 0).any(axis=-1) & (hits.shape[-1] >= 2)
-    return np.where(pairs > 0, np.maximum(lower, 0.0), np.nan), np.where(measured, np.maximum(upper, 0.0), np.nan), pairs
+    lower = np.where(pairs > 0, np.maximum(lower, 0.0), np.nan)
+    return lower, np.where(measured, np.maximum(upper, 0.0), np.nan), pairs
 
 
 def max_gap_lower(families, level: float) -> np.ndarray:

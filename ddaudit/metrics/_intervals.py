@@ -69,7 +69,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._bounds import band_gap_lower, max_gap_lower, max_pair_bounds, mean_gap_lower, normal_quantile, pair_extra, proportion_bounds
+from ._bounds import (band_gap_lower, max_gap_lower, max_pair_bounds, mean_gap_lower, normal_quantile, pair_extra,
+                      proportion_bounds)
 from ._counts import cell_accuracy
 from ._disparity import class_gaps, class_precision_gaps
 
@@ -255,8 +256,9 @@ def deo_max_interval(tables, level, seeds):
     mean, size = correct.mean(axis=-3), total[..., 0, :, :]
     extra = _pair_extra(rates, seeds, level, _unshared(tables.disagreement, size))
     cell_extra = _cell_seed_variance(rates, seeds, level, _unshared(tables.disagreement, size))
-    low = np.fmax(np.fmax(max_gap_lower([(mean, size, extra)], level / 3), mean_gap_lower(mean, size, level / 3, extra)),
-                  band_gap_lower(mean, size, level / 3, cell_extra))
+    low = np.fmax.reduce(np.stack([max_gap_lower([(mean, size, extra)], level / 3),
+                                   mean_gap_lower(mean, size, level / 3, extra),
+                                   band_gap_lower(mean, size, level / 3, cell_extra)]), axis=0)
     upper = _nan_reduce(_max_gap_upper([(correct, total)], level, correct.shape[-3]), -1, "max")
     return values, low, _per_evaluator_end(values, upper, level, seeds, 1)
 
@@ -498,7 +500,10 @@ def metric_intervals(correct, total, confidence: float = 0.95, *, empty_as_zero:
 
 
 def disagreement(right, cells, num_cells: int) -> np.ndarray | None:
-    """Per cell, ``sum_i var_e(right[e, i])`` (``ddof=1``) of per-image correctness ``right`` ``(E, N)``; None for one evaluator."""
+    """Per cell, ``sum_i var_e(right[e, i])`` (``ddof=1``) of per-image correctness ``right`` ``(E, N)``.
+
+    None for one evaluator. *cells* is each image's flat (class, group) cell.
+    """
     right = np.asarray(right, dtype=np.float64)
     if right.shape[0] < 2:
         return None
