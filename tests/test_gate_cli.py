@@ -215,8 +215,17 @@ def test_amplification_gates(reports, work):
     report = json.loads(reports["biased"].read_text())
     ratio = report["amplification"]["deo_max"]["ratio"]
     assert ratio > 2
-    assert run_gate(str(reports["biased"]), "--max-amplification", "2", cwd=work).returncode == 1
-    assert run_gate(str(reports["biased"]), "--max-amplification", f"{ratio + 0.5:.3f}", cwd=work).returncode == 0
+    low, _ = report["amplification"]["deo_max"]["ratio_interval"]
+    diff_low, diff_high = report["amplification"]["deo_max"]["difference_interval"]
+    assert 0 < low < ratio
+    assert run_gate(str(reports["biased"]), "--max-amplification", f"{0.9 * low:.4f}", cwd=work).returncode == 1
+    assert run_gate(str(reports["biased"]), "--max-amplification-diff", f"{min(1.0, diff_high + 0.01):.4f}",
+                    cwd=work).returncode == 0
+    assert run_gate(str(reports["biased"]), "--max-amplification-diff", f"{(diff_low + diff_high) / 2:.4f}",
+                    cwd=work).returncode == 3
+    # On the point value (as before gating intervals) the ratio passes a loose threshold.
+    assert run_gate(str(reports["biased"]), "--max-amplification", f"{ratio + 0.5:.3f}", "--gate-on", "mean",
+                    cwd=work).returncode == 0
 
 
 def test_bad_threshold_name_in_a_profile_gives_2_listing_valid_names(reports, work):

@@ -7,11 +7,19 @@ only when the threshold lies inside it, with a hint of what data would settle
 it. Small (class, group) cells are named as a warning: they already widen the
 interval. ``gate_on="mean"`` decides on the point estimate alone.
 
-Reports written before gating intervals existed (and metrics without one)
-gate as they always did: on the bootstrap ``ci`` or the mean, and an
-undersized cell behind a disparity makes the gate inconclusive. A missing
-value or a NaN is inconclusive in every case; the exit code says so (3)
-unless the user decides otherwise.
+Point-valued entries (the amplification ratio and difference, the probe's
+shares and weights) follow the same rule on ``entry["<value_key>_interval"]``
+(method in ``entry["<value_key>_interval_method"]`` or ``entry["interval_method"]``);
+without one, ``gate_on="ci"`` is inconclusive and says that ``--gate-on mean``
+gates the point value. A metric registered without an interval rule cannot be
+gated with ``gate_on="ci"`` at all: the gate refuses (a configuration error).
+
+Reports written before gating intervals existed gate as they did when their
+interval was a test-set bootstrap (``ci``); a metric whose saved ``ci`` covers
+only the evaluator spread (``ci_method`` ``t``) is inconclusive and says why.
+Under ``gate_on="mean"`` an undersized cell behind a disparity makes such a
+gate inconclusive. A missing value or a NaN is inconclusive in every case; the
+exit code says so (3) unless the user decides otherwise.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
-from ddaudit.errors import EXIT_GATE_FAILED, EXIT_INCONCLUSIVE, EXIT_OK
+from ddaudit.errors import EXIT_GATE_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, ConfigError
 from ddaudit.gate._rule import FAIL, INCONCLUSIVE, PASS, decide, settle_hint
 from ddaudit.gate._settings import GateSettings
 from ddaudit.gate._thresholds import AT_MOST, THRESHOLDS, Threshold
@@ -32,6 +40,17 @@ UNDEFINED_VALUE_REASON = "{metric} is undefined (NaN or empty) in the report"
 MISSING_REFERENCE_REASON = "the report has no real reference for {metric}; run check with --reference"
 UNDEFINED_RATIO_REASON = "{metric} is undefined (the reference DEO_M is 0); gate on --max-amplification-diff instead"
 MISSING_INTERVAL_REASON = "the report has no confidence interval for {metric}; use --gate-on mean or more evaluators"
+NO_GATING_INTERVAL_REASON = (
+    "the report has no gating interval for {metric} (saved before it had one); gate its point value "
+    "with --gate-on mean, or run check again"
+)
+EVALUATOR_ONLY_REASON = (
+    "the report's interval for {metric} covers the evaluator spread only, not test-set noise (saved before "
+    "gating intervals); gate its point value with --gate-on mean, or run check again"
+)
+NO_INTERVAL_RULE_MESSAGE = (
+    "{flag}: {metric} has no gating interval, so it cannot be gated with --gate-on ci; use --gate-on mean"
+)
 STRADDLE_REASON = "interval [{low:.4g}, {high:.4g}] straddles the threshold {threshold:g}"
 NO_CELLS_REASON = "the report has no (class, group) cell counts to check group sizes"
 SMALL_CELLS_REASON = "{count} (class, group) cell(s) below min_group_size {size}: {cells}"
@@ -75,7 +94,8 @@ class GateResult:
 
     def to_dict(self) -> dict:
         out = asdict(self)
-        out["interval"] = None if self.interval is None else list(self.interval)
+        out["interval"] = None if self.interval is None else [
+            end if math.isfinite(end) else None for end in self.interval]
         return out
 
     def shown_value(self) -> str:
@@ -174,6 +194,8 @@ class _Decision(NamedTuple):
 
 
 def _decide(threshold: Threshold, limit: float, report: dict, settings: GateSettings, small: str | None) -> GateResult:
+    if settings.gate_on == "ci" and not threshold.interval_rule:
+        raise ConfigError(NO_INTERVAL_RULE_MESSAGE.format(flag=threshold.flag, metric=threshold.metric))
     entry = _lookup(report, threshold.entry)
     if entry is None:
         template = MISSING_VALUE_REASON if threshold.has_interval else MISSING_REFERENCE_REASON
@@ -181,7 +203,18 @@ def _decide(threshold: Threshold, limit: float, report: dict, settings: GateSett
     elif threshold.has_interval and _gating_interval(entry) is not None:
         return _decide_with_interval(threshold, limit, entry, report, settings)
     elif threshold.has_interval and settings.gate_on == "ci":
-        decision = _decide_on_interval(threshold, limit, entry)
+        if entry.get("ci_method") == "t":
+            decision = _Decision(None, False, True, EVALUATOR_ONLY_REASON.format(metric=threshold.metric), "ci_high"
+                                 if threshold.operator == AT_MOST else "ci_low")
+        else:
+            decision = _decide_on_interval(threshold, limit, entry)
+    elif not threshold.has_interval and settings.gate_on == "ci":
+        if _value_interval(threshold, entry) is not None and _number(entry.get(threshold.value_key)) is not None:
+            return _decide_with_interval(threshold, limit, entry, report, settings)
+        decision = _decide_on_point(threshold, limit, entry, settings.gate_on)
+        if not decision.inconclusive:
+            decision = _Decision(None, False, True, NO_GATING_INTERVAL_REASON.format(metric=threshold.metric),
+                                 "value")
     else:
         decision = _decide_on_point(threshold, limit, entry, settings.gate_on)
     if not decision.inconclusive and threshold.needs_cells and small is not None:
@@ -189,12 +222,34 @@ def _decide(threshold: Threshold, limit: float, report: dict, settings: GateSett
     return GateResult(threshold.name, threshold.metric, threshold.operator, limit, *decision)
 
 
+def _value_interval(threshold: Threshold, entry: dict) -> tuple[float, float] | None:
+    """A point-valued entry's gating interval ``entry[<value_key>_interval]``; a ``None`` end is unbounded."""
+    bounds = entry.get(threshold.interval_key)
+    if not isinstance(bounds, (list, tuple)) or len(bounds) != 2:
+        return None
+    low = -math.inf if bounds[0] is None else _number(bounds[0])
+    high = math.inf if bounds[1] is None else _number(bounds[1])
+    if low is None or high is None or math.isnan(low) or math.isnan(high):
+        return None
+    return tuple(sorted((low, high)))
+
+
 def _decide_with_interval(threshold: Threshold, limit: float, entry: dict, report: dict,
                           settings: GateSettings) -> GateResult:
-    """The evidence rule on a metric's gating ``interval`` (or its mean with ``gate_on="mean"``)."""
-    low, high = _gating_interval(entry)
-    estimate = _number(entry.get("mean"))
-    method = entry.get("interval_method") if isinstance(entry.get("interval_method"), str) else "interval"
+    """The evidence rule on a gating interval (or the point value with ``gate_on="mean"``).
+
+    A metric's is ``entry["interval"]`` around ``entry["mean"]``; a point-valued
+    entry's is ``entry["<value_key>_interval"]`` around ``entry[value_key]``.
+    """
+    if threshold.has_interval:
+        low, high = _gating_interval(entry)
+        estimate = _number(entry.get("mean"))
+        method = entry.get("interval_method")
+    else:
+        low, high = _value_interval(threshold, entry)
+        estimate = _number(entry.get(threshold.value_key))
+        method = entry.get(f"{threshold.value_key}_interval_method", entry.get("interval_method"))
+    method = method if isinstance(method, str) else "interval"
     confidence = _number((report.get("settings") or {}).get("confidence")) if isinstance(report.get("settings"), dict) else None
     described = INTERVAL_TEXT.format(confidence=f"{confidence:.0%} " if confidence else "", low=low, high=high,
                                      method=method)

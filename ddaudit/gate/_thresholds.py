@@ -30,10 +30,13 @@ class Threshold:
     """A named limit on one report value.
 
     ``entry`` locates the dict holding the value in the report. Metric summaries
-    (``metrics.<m>``) hold a ``mean`` and a ``ci``, so ``value_key`` is None;
-    amplification entries hold point values (``value_key`` ``ratio`` or
-    ``difference``). ``needs_cells`` marks disparities built from per-(class,
-    group) accuracies: an undersized cell makes them untrustworthy.
+    (``metrics.<m>``) hold a ``mean`` and a gating ``interval``, so ``value_key``
+    is None; amplification and composition entries hold point values
+    (``value_key`` such as ``ratio``) with their gating interval at
+    ``<value_key>_interval`` (:attr:`interval_key`). ``needs_cells`` marks
+    disparities built from per-(class, group) accuracies: an undersized cell
+    makes them untrustworthy. ``interval_rule`` is False for a metric registered
+    without an interval rule: it can be gated on its point value only.
     """
 
     name: str
@@ -45,6 +48,7 @@ class Threshold:
     low: float = 0.0
     high: float = 1.0
     needs_cells: bool = True
+    interval_rule: bool = True
 
     @property
     def flag(self) -> str:
@@ -53,6 +57,11 @@ class Threshold:
     @property
     def has_interval(self) -> bool:
         return self.value_key is None
+
+    @property
+    def interval_key(self) -> str | None:
+        """Where a point-valued entry keeps the value's gating interval (``ratio_interval``)."""
+        return None if self.value_key is None else f"{self.value_key}_interval"
 
     @property
     def metric(self) -> str:
@@ -84,6 +93,7 @@ def metric_threshold(metric: Metric) -> Threshold:
         metric.gate, ("metrics", metric.name), operator, metric.label,
         f"Fail when {metric.label} ({metric.description}) {verb} this fraction.",
         low=metric.bounds[0], high=metric.bounds[1], needs_cells=metric.needs_cells,
+        interval_rule=metric.interval is not None,
     )
 
 

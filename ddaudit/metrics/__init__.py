@@ -2,8 +2,9 @@
 
 Pure functions over one (class x group) count table, fairlearn views for the
 one-vs-rest rates, directional bias amplification against the real training
-bias, bootstrap intervals, exact gating intervals, and one builder, :func:`compute_metrics`, that
-composes them into a :class:`MetricsResult`.
+bias, a bootstrap, gating intervals (bounds that read every cell, see
+:mod:`._intervals`), and one builder, :func:`compute_metrics`, that composes
+them into a :class:`MetricsResult`.
 
 :data:`METRICS` is the metric table (name, label, direction, bounds, cell
 dependence, function; see :func:`register_metric`): the report, the gates, the
@@ -38,16 +39,19 @@ from ._registry import (
     Metric,
     bootstrapped_names,
     disparity_names,
+    interval_names,
     metric_names,
     register_metric,
 )
 
 METRIC_NAMES = metric_names()
+#: Metrics with a gating interval: those registered with an ``interval`` rule.
+INTERVAL_METRICS = interval_names()
 
 _LAZY = {
     "._directional": ("DirectionalBiasAmplification", "directional_bias_amplification"),
     "._fairlearn_views": ("class_metric_frame", "one_vs_rest_demographic_parity", "one_vs_rest_equalized_odds"),
-    "._intervals": ("INTERVAL_METRICS", "clopper_pearson", "interval_table", "metric_intervals"),
+    "._intervals": ("interval_table", "metric_intervals"),
     "._result": ("MetricsResult", "bootstrap_metric_means", "compute_metrics"),
     "._uncertainty": ("basic_interval", "percentile_interval", "t_interval"),
 }
@@ -79,12 +83,12 @@ __all__ = [
     "class_gaps",
     "class_metric_frame",
     "class_precision_gaps",
-    "clopper_pearson",
     "compute_metrics",
     "deo",
     "directional_bias_amplification",
     "disparity_names",
     "group_accuracy",
+    "interval_names",
     "interval_table",
     "metric_intervals",
     "metric_names",

@@ -1,130 +1,105 @@
-"""Gating intervals: exact per-cell binomial bounds carried through each metric, plus evaluator spread.
+"""Gating intervals of every gated metric, with test-set noise and evaluator spread.
 
-Why not the bootstrap? Resampling an 8/8 cell always gives 8/8, so a bootstrap
-interval of a metric built on small, extreme cells has no width and misses the
-truth; and the max/min inside DEO makes a Bayesian posterior of the metric sit
-above the truth when several classes are close. A gate needs an interval that
-holds for every configuration, small cells included, so this module builds one
-from exact Clopper-Pearson bounds (``scipy.stats.beta``) of each cell's
-accuracy and combines them conservatively.
+What an interval is for. A gate decides on an interval of the evaluators'
+mean of a metric, and the truth it should contain is that mean's expectation
+over test sets and evaluator seeds (``benchmarks/interval_coverage.py`` draws
+both). Why not the bootstrap? Resampling an 8/8 cell always gives 8/8, so a
+bootstrap interval of a metric built on small, extreme cells has no width and
+misses the truth; and the max/min inside DEO makes it sit above the truth.
 
-For a max-type metric such as ``DEO_M = max_y (max_a p_ya - min_a p_ya)``:
+The construction, for level ``alpha`` (each end should err at most ``alpha/2``):
 
-* the *upper* bound ``max_y (max_a U_ya - min_a L_ya)`` is wrong only if the
-  bounds of the two cells that hold the true maximum are wrong, so each cell
-  bound has one-sided level ``alpha/4``;
-* the *lower* bound inverts a test of "every class's gap is at most t": each
-  class gives a p-value from its highest and lowest cell (Bonferroni over its
-  cells, so valid whichever cells the data pick), and the classes, which hold
-  disjoint test images, are combined by Fisher's method *or* by their smallest
-  p-value (Bonferroni over classes), each at ``alpha/4``. Fisher's method lets
-  ten classes that each show 8/8 against 0/8 add up to a certain violation,
-  which no single class of 8 images can show; the smallest p-value keeps the
-  power when only one class is unfair.
+* **Cells read as one sample averaged over evaluators.** The evaluators are
+  scored on the same test images, so a cell's evidence is the mean over
+  evaluators of its correct predictions: the mean of per-image scores in
+  ``[0, 1]`` whose variance is at most ``mu (1 - mu)``, the binomial one. A
+  max or range over cells of the averaged accuracies is at most the mean over
+  evaluators of the same max or range (Jensen: both are convex), so a lower
+  bound for the former is one for the metric. The lower ends of DEO_M, DEO_A,
+  the accuracy gap, the class accuracy gap, equalized odds and demographic
+  parity, the accuracy and the upper end of worst-group accuracy are built
+  this way.
+* **Differences of two proportions, not two one-sample bounds.** A gap is
+  bounded by Newcombe's hybrid bound on ``p_a - p_b`` (:mod:`._bounds`), built
+  from exact Clopper-Pearson bounds of the two cells, whose errors add in
+  quadrature. Every ordered pair of groups in a class is read (Bonferroni over
+  the pairs). The lower end of DEO_M is the largest of three bounds at
+  ``alpha/6`` each: the largest pair bound over all classes (one unfair class
+  suffices); the lower bound of DEO_A (``DEO_M >= DEO_A``: one pair per class,
+  whose mean's error shrinks as ``1/sqrt(K)`` when many classes are moderately
+  unfair); and a band test that reads every cell at once (a chi-square of each
+  class's rates against the narrowest band of width ``t``: many groups that
+  differ). Equalized odds takes the first two with true and false positive
+  rates (the mean reads the true positive rates, whose classes hold disjoint
+  images); demographic parity the first, over selection rates.
+* **Evaluator spread in the same quadrature.** Each pair's variance gains
+  ``c * var_e(d_e) / E``, the spread over evaluators of their own differences
+  (seed noise plus the test-set noise they do not share), with
+  ``c = (t_{E-1} / z)**2`` at the end's level (:func:`seed_inflation`) so that
+  a spread read from a handful of evaluators is not taken as exact.
+* **Ends that need each evaluator.** A mean over evaluators of a max is *not*
+  bounded above by the max of the means (evaluators unfair on different
+  classes), so upper ends of disparities, the lower end of worst-group
+  accuracy and both ends of the sufficiency gap are bounded per evaluator,
+  each at ``alpha/(2E)`` (union bound over evaluators), averaged, and widened
+  in quadrature by the t-margin of the per-evaluator values.
+* **Single bounds split their level.** The accuracy and the upper end of
+  worst-group accuracy rest on one bound, with no Bonferroni slack: with
+  several evaluators the test-set bound takes ``alpha/4`` and the t-margin of
+  the per-evaluator values ``alpha/4``, added (union bound).
+* **Directional bias amplification** is linear in per-image scores in
+  ``[-1, 1]``: a normal interval from the stratified variance bound
+  ``sum_c w_c^2 n_c (1 - m_c^2)``, its level split with the t-margin likewise.
 
-Each end of every interval therefore errs with probability at most
-``alpha/2``, whatever the cell sizes or accuracies; small cells simply give
-wide bounds. The cells' one-sided levels, metric by metric:
-
-=========================  ============================  ==============================
-metric                     lower end                     upper end
-=========================  ============================  ==============================
-accuracy (pooled)          ``alpha/2``                   ``alpha/2``
-worst-group accuracy       ``alpha/2`` (true min cell)   ``alpha/(2m)``, all m cells
-DEO_M                      class test (above)            ``alpha/4`` (true max pair)
-DEO_A                      ``alpha/(4m)``, all m cells   ``alpha/(4K)`` per class pair
-accuracy gap (pooled)      ``alpha/(4G)``, all groups    ``alpha/4`` (true max pair)
-equalized odds (1-vs-rest) class test (TPR and FPR)      ``alpha/4`` (true max pair)
-=========================  ============================  ==============================
-
-
-Bounds are computed per evaluator and averaged: the test-set part of the
-interval of the evaluators' mean. Evaluator seeds add their own noise, so each
-side is then widened in quadrature by the t-interval margin of the
-per-evaluator values (``t_{E-1} * sd / sqrt(E)``; none for one evaluator).
-
-``benchmarks/interval_coverage.py`` measures the coverage of this interval and
-of the bootstrap and posterior alternatives on simulated test sets.
+What is promised and what is not. The union bounds (over pairs, classes,
+evaluators, and the two halves of an end) are exact bookkeeping of error
+probabilities, and each cell's Clopper-Pearson bound is exact. Two steps are
+approximations: Newcombe's quadrature of the two cells' errors (a normal
+approximation, close to nominal and mostly conservative in published
+studies), and the evaluator spread (it treats the mean of a handful of seeds
+as normal). So each end errs with *about* ``alpha/2`` at most, not provably;
+``benchmarks/interval_coverage.py`` measures how often on the configurations
+recorded in ``benchmarks/RESULTS.md``, and ``tests/test_intervals.py`` checks
+coverage and width. With one evaluator, or evaluators that agree, only the
+first approximation remains. A metric without a rule here has no gating
+interval, and ``--gate-on ci`` refuses to gate it.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import special, stats
 
+from ._bounds import (band_gap_lower, max_gap_lower, max_pair_bounds, mean_gap_lower, normal_quantile, pair_extra,
+                      proportion_bounds)
 from ._counts import cell_accuracy
-from ._disparity import class_gaps
+from ._disparity import class_gaps, class_precision_gaps
 
 #: Recorded as ``interval_method`` next to every interval this module computes.
-METHOD = "clopper-pearson-bound+evaluator-t"
+METHOD = ("newcombe-hybrid of clopper-pearson bounds (approximate) "
+          "+ evaluator spread (normal approximation)")
 #: ``interval_method`` when a single evaluator leaves no seed spread to measure.
-METHOD_ONE_EVALUATOR = "clopper-pearson-bound"
-#: Metrics this module gives an interval, in report order (equalized odds needs prediction counts).
-INTERVAL_METRICS = ("accuracy", "worst_group_accuracy", "deo_max", "deo_avg", "accuracy_gap",
-                    "equalized_odds_difference")
+METHOD_ONE_EVALUATOR = "newcombe-hybrid of clopper-pearson bounds (approximate)"
+#: A stand-in size for an empty cell under FairDD's convention (a certain accuracy of 0).
+EMPTY_AS_ZERO_SIZE = 1e9
 
 
-def clopper_pearson(correct, total, tail: float) -> tuple[np.ndarray, np.ndarray]:
-    """Exact one-sided bounds ``(L, U)`` of a binomial proportion, each wrong with probability <= ``tail``.
-
-    ``L = Beta(tail; k, n - k + 1)`` and ``U = Beta(1 - tail; k + 1, n - k)``,
-    with ``L = 0`` at ``k = 0`` and ``U = 1`` at ``k = n``; NaN where ``n = 0``.
-    Broadcasts over arrays of counts; ``tail`` may be an array too.
-    """
-    k = np.asarray(correct, dtype=np.float64)
-    n = np.asarray(total, dtype=np.float64)
-    k, n, tail = np.broadcast_arrays(k, n, np.asarray(tail, dtype=np.float64))
-    low = np.full(k.shape, np.nan)
-    high = np.full(k.shape, np.nan)
-    filled = n > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        low[filled] = np.where(k[filled] > 0,
-                               stats.beta.ppf(tail[filled], np.maximum(k[filled], 1e-300), n[filled] - k[filled] + 1),
-                               0.0)
-        high[filled] = np.where(k[filled] < n[filled],
-                                stats.beta.ppf(1 - tail[filled], k[filled] + 1, np.maximum(n[filled] - k[filled], 1e-300)),
-                                1.0)
-    return low, high
+# ---------------------------------------------------------------- helpers
 
 
-def _cell_bounds(correct, total, tail, empty_as_zero):
-    low, high = clopper_pearson(correct, total, tail)
-    if empty_as_zero:
-        empty = np.broadcast_to(np.asarray(total) == 0, low.shape)
-        low, high = np.where(empty, 0.0, low), np.where(empty, 0.0, high)
-    return low, high
+def _counts(tables):
+    correct = np.asarray(tables.correct, dtype=np.float64)
+    total = np.broadcast_to(np.asarray(tables.total, dtype=np.float64), correct.shape)
+    if tables.empty_as_zero:
+        total = np.where(total > 0, total, EMPTY_AS_ZERO_SIZE)
+    return correct, total
 
 
-def _unknown_where_empty(bounds, total, empty_as_zero):
-    """Bounds ``[0, 1]`` for cells without test images: their accuracy could be anything.
-
-    Point estimates skip empty cells, but a gate must not pass on a cell nobody
-    measured; only the side of an interval that such a cell could move is widened.
-    (With ``empty_as_zero`` an empty cell is a certain 0, FairDD's convention.)
-    """
-    low, high = bounds
-    if empty_as_zero:
-        return low, high
-    empty = np.broadcast_to(np.asarray(total) == 0, low.shape)
-    return np.where(empty, 0.0, low), np.where(empty, 1.0, high)
-
-
-def _spread_bounds(low, high, axis, floor_at_zero: bool):
-    """``(max L - min U, max U - min L)`` over *axis*, ignoring NaN cells; NaN with fewer than 2."""
-    present = ~np.isnan(low)
-    count = present.sum(axis=axis)
-    top_low = np.where(present, low, -np.inf).max(axis=axis)
-    top_high = np.where(present, high, -np.inf).max(axis=axis)
-    bottom_low = np.where(present, low, np.inf).min(axis=axis)
-    bottom_high = np.where(present, high, np.inf).min(axis=axis)
-    lower = top_low - bottom_high
-    if floor_at_zero:
-        lower = np.maximum(lower, 0.0)
-    upper = top_high - bottom_low
-    return np.where(count >= 2, lower, np.nan), np.where(count >= 2, upper, np.nan)
+def _rates(hits, size):
+    return cell_accuracy(hits, size)
 
 
 def _nan_reduce(values, axis, how):
+    values = np.asarray(values, dtype=np.float64)
     defined = ~np.isnan(values)
     count = defined.sum(axis=axis)
     if how == "max":
@@ -136,218 +111,305 @@ def _nan_reduce(values, axis, how):
     return np.where(count > 0, out, np.nan)
 
 
-def _per_evaluator(correct, total, alpha, empty_as_zero):
-    """Point values and test-set bounds ``(value, low, high)`` of every metric, per evaluator ``(..., E)``."""
-    correct = np.asarray(correct, dtype=np.float64)
-    total = np.broadcast_to(np.asarray(total, dtype=np.float64), correct.shape)
-    acc = cell_accuracy(correct, total, empty_as_zero=empty_as_zero)
-    filled = total > 0
-    counted = filled | empty_as_zero
-    gaps = class_gaps(acc)                                          # (..., E, K)
-    gap_classes = ~np.isnan(gaps)
-    # Cells each family of bounds reads: every counted cell, or those of classes with a gap.
-    all_cells = np.maximum(filled.sum(axis=(-2, -1)), 1)[..., None, None]
-    gap_cells = np.maximum((filled & gap_classes[..., None]).sum(axis=(-2, -1)), 1)[..., None, None]
-    classes = correct.shape[-2]
-    out = {}
+def seed_margin(values, level: float) -> np.ndarray:
+    """``t_{E-1}(1 - level) * sd / sqrt(E)`` of per-evaluator *values* ``(..., E)``; 0 for one evaluator."""
+    from scipy import stats
 
+    values = np.asarray(values, dtype=np.float64)
+    evaluators = values.shape[-1]
+    if evaluators < 2:
+        return np.zeros(values.shape[:-1])
+    return stats.t.ppf(1 - level, evaluators - 1) * values.std(axis=-1, ddof=1) / np.sqrt(evaluators)
+
+
+def _widen(estimate, end, margin, sign):
+    """``estimate + sign * hypot(|end - estimate|, margin)``: a test-set end and the seed margin in quadrature."""
+    return estimate + sign * np.hypot(np.abs(end - estimate), margin)
+
+
+def _per_evaluator_end(values, bounds, level, seeds, sign):
+    """The evaluators' mean of per-evaluator *bounds* ``(..., E)``, widened by the seed margin when *seeds*."""
+    estimate = values.mean(axis=-1)
+    end = bounds.mean(axis=-1)
+    if not seeds:
+        return end
+    return _widen(estimate, end, seed_margin(values, level), sign)
+
+
+def _proportion(hits, size, level, extra):
+    """Clopper-Pearson bounds of ``hits / size`` at one-sided *level*, with *extra* variance in quadrature."""
+    z = normal_quantile(level)
+    low, high = proportion_bounds(hits, size, z)
+    p = np.where(size > 0, hits / np.where(size > 0, size, 1.0), np.nan)
+    spread = z * z * np.nan_to_num(extra)
+    return p - np.sqrt((p - low) ** 2 + spread), p + np.sqrt((high - p) ** 2 + spread)
+
+
+def seed_inflation(evaluators: int, level: float) -> float:
+    """``(t_{E-1}(1 - level) / z(1 - level))**2``: a seed variance estimated from E values, read on the normal scale.
+
+    A variance from a handful of evaluators is itself uncertain; scaling it by
+    the squared ratio of the t to the normal quantile at the end's level makes
+    a normal bound behave like the t-interval for that evaluator spread alone.
+    """
+    from scipy import stats
+
+    if evaluators < 2:
+        return 0.0
+    return float((stats.t.ppf(1 - level, evaluators - 1) / stats.norm.ppf(1 - level)) ** 2)
+
+
+def _unshared(disagreement, size):
+    """Variance per cell of one evaluator's rate that the others do not share: ``sum_i var_e / n**2``."""
+    if disagreement is None:
+        return None
+    size = np.asarray(size, dtype=np.float64)
+    return np.where(size > 0, np.asarray(disagreement, dtype=np.float64) / np.where(size > 0, size, 1.0) ** 2, 0.0)
+
+
+def _seed_variance(values, unshared=None):
+    """``max(var_e(values) - unshared, 0) / E`` over the evaluator axis ``-1`` (``ddof=1``)."""
+    evaluators = values.shape[-1]
+    if evaluators < 2:
+        return np.zeros(values.shape[:-1])
+    with np.errstate(invalid="ignore"):
+        spread = np.var(values, axis=-1, ddof=1)
+    if unshared is not None:
+        spread = np.maximum(spread - unshared, 0.0)
+    return np.nan_to_num(spread / evaluators)
+
+
+def _cell_seed_variance(rates, seeds, level, unshared=None):
+    """Inflated seed variance of the evaluators' mean rate per cell ``(..., K, G)``, or None."""
+    evaluators = rates.shape[-3]
+    if not seeds or evaluators < 2:
+        return None
+    return _seed_variance(np.moveaxis(rates, -3, -1), unshared) * seed_inflation(evaluators, level)
+
+
+def _pair_extra(rates, seeds, level, unshared=None):
+    """Inflated :func:`~._bounds.pair_extra`, or None."""
+    evaluators = rates.shape[-3]
+    if not seeds or evaluators < 2:
+        return None
+    return pair_extra(rates, unshared) * seed_inflation(evaluators, level)
+
+
+def _max_gap_upper(families, level, evaluators):
+    """Per evaluator, the largest upper pair bound over classes and families ``(..., E, K)``, at ``level / E`` each."""
+    z = normal_quantile(level / evaluators)
+    uppers = [max_pair_bounds(hits, size, z)[1] for hits, size in families]
+    return np.fmax.reduce(uppers) if len(uppers) > 1 else uppers[0]
+
+
+# ---------------------------------------------------------------- one rule per metric
+# Each takes the audit's CountTables, the one-sided level of each end and
+# whether to include the evaluator spread, and returns
+# ``(per-evaluator values (..., E), low (...), high (...))`` or None.
+
+
+def accuracy_interval(tables, level, seeds):
+    """Pooled accuracy: Clopper-Pearson bounds on the evaluators' mean count (a mean: nothing is lost).
+
+    One bound has no Bonferroni slack to absorb an evaluator spread read from a
+    few seeds, so with several evaluators the level is split: the test-set bound
+    at ``level/2`` and the t-margin of the per-evaluator accuracies at
+    ``level/2``, added (union bound; the margin also counts their unshared
+    test-set noise, so it errs on the wide side).
+    """
+    correct, total = _counts(tables)
     hits, size = correct.sum(axis=(-2, -1)), total.sum(axis=(-2, -1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        value = np.where(size > 0, hits / size, np.nan)
-    low, high = clopper_pearson(hits, size, alpha / 2)
-    out["accuracy"] = (value, low, high)
-
-    worst = _nan_reduce(np.where(counted, acc, np.nan), (-2, -1), "min")
-    low = _nan_reduce(_unknown_where_empty(_cell_bounds(correct, total, alpha / 2, empty_as_zero), total,
-                                           empty_as_zero)[0], (-2, -1), "min")
-    high = _nan_reduce(_cell_bounds(correct, total, alpha / (2 * all_cells), empty_as_zero)[1], (-2, -1), "min")
-    out["worst_group_accuracy"] = (worst, low, high)
-
-    wide = _cell_bounds(correct, total, alpha / (4 * gap_cells), empty_as_zero)
-    class_low, _ = _spread_bounds(*wide, axis=-1, floor_at_zero=True)
-    _, pair_high = _spread_bounds(*_unknown_where_empty(_cell_bounds(correct, total, alpha / 4, empty_as_zero),
-                                                        total, empty_as_zero), axis=-1, floor_at_zero=True)
-    _, class_high = _spread_bounds(*_unknown_where_empty(_cell_bounds(correct, total, alpha / (4 * classes),
-                                                                      empty_as_zero), total, empty_as_zero),
-                                   axis=-1, floor_at_zero=True)
-    out["deo_max"] = (_nan_reduce(gaps, -1, "max"), deo_max_lower(correct, total, alpha, empty_as_zero),
-                      _nan_reduce(pair_high, -1, "max"))
-    out["deo_avg"] = (_nan_reduce(gaps, -1, "mean"), _nan_reduce(class_low, -1, "mean"),
-                      _nan_reduce(class_high, -1, "mean"))
-
-    group_hits, group_size = correct.sum(axis=-2), total.sum(axis=-2)   # (..., E, G)
-    present = group_size > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        group_acc = np.where(present, group_hits / np.where(present, group_size, 1), np.nan)
-    groups = np.maximum(present.sum(axis=-1), 1)[..., None]
-    spread_value = _nan_reduce(group_acc, -1, "max") - _nan_reduce(group_acc, -1, "min")
-    spread_value = np.where(present.sum(axis=-1) >= 2, spread_value, np.nan)
-    gap_low, _ = _spread_bounds(*clopper_pearson(group_hits, group_size, alpha / (4 * groups)), axis=-1,
-                                floor_at_zero=True)
-    _, gap_high = _spread_bounds(*_unknown_where_empty(clopper_pearson(group_hits, group_size, alpha / 4), group_size,
-                                                       False), axis=-1, floor_at_zero=True)
-    out["accuracy_gap"] = (spread_value, gap_low, gap_high)
-    return out
+    values = hits / size
+    if not seeds or values.shape[-1] < 2:
+        low, high = _proportion(hits.mean(axis=-1), size[..., 0], level, 0.0)
+        return values, low, high
+    low, high = _proportion(hits.mean(axis=-1), size[..., 0], level / 2, 0.0)
+    margin = seed_margin(values, level / 2)
+    return values, low - margin, high + margin
 
 
-def _upper_tail(hits, size, p):
-    """``P(X >= hits)`` for ``X ~ Binomial(size, p)``; 1 at ``hits = 0``."""
-    with np.errstate(invalid="ignore"):
-        return np.where(hits > 0, special.betainc(np.maximum(hits, 1e-300), size - hits + 1, np.clip(p, 0, 1)), 1.0)
+def worst_group_accuracy_interval(tables, level, seeds):
+    """Lowest cell accuracy: the upper end reads the true lowest cell (one bound, averaged counts);
+    the lower end needs every cell of every evaluator (``level / (E m)``)."""
+    correct, total = _counts(tables)
+    evaluators = correct.shape[-3]
+    rates = _rates(correct, total)
+    values = _nan_reduce(rates, (-2, -1), "min")
+    filled = total[..., 0, :, :] > 0
+    if seeds and evaluators > 1:  # one bound, as for the accuracy: the level is split with the t-margin
+        _, high = _proportion(correct.mean(axis=-3), total[..., 0, :, :], level / 2, 0.0)
+        high = high + seed_margin(np.moveaxis(rates, -3, -1), level / 2)
+    else:
+        _, high = _proportion(correct.mean(axis=-3), total[..., 0, :, :], level, 0.0)
+    high = _nan_reduce(np.where(filled, high, np.nan), (-2, -1), "min")
+    cells = np.maximum(filled.sum(axis=(-2, -1)), 1)[..., None, None, None]
+    low, _ = proportion_bounds(correct, total, normal_quantile(level / (evaluators * cells)))
+    low = np.where(total > 0, low, 0.0).min(axis=(-2, -1))
+    return values, _per_evaluator_end(values, low, level, seeds, -1), high
 
 
-def _lower_tail(hits, size, p):
-    """``P(X <= hits)`` for ``X ~ Binomial(size, p)``; 1 at ``hits = size``."""
-    with np.errstate(invalid="ignore"):
-        return np.where(hits < size,
-                        special.betainc(np.maximum(size - hits, 1e-300), hits + 1, np.clip(1 - p, 0, 1)), 1.0)
+def deo_max_interval(tables, level, seeds):
+    """DEO_M: the class test on averaged counts (lower end); per-evaluator pair bounds (upper end)."""
+    correct, total = _counts(tables)
+    rates = _rates(correct, total)
+    values = _nan_reduce(class_gaps(rates), -1, "max")
+    mean, size = correct.mean(axis=-3), total[..., 0, :, :]
+    extra = _pair_extra(rates, seeds, level, _unshared(tables.disagreement, size))
+    cell_extra = _cell_seed_variance(rates, seeds, level, _unshared(tables.disagreement, size))
+    low = np.fmax.reduce(np.stack([max_gap_lower([(mean, size, extra)], level / 3),
+                                   mean_gap_lower(mean, size, level / 3, extra),
+                                   band_gap_lower(mean, size, level / 3, cell_extra)]), axis=0)
+    upper = _nan_reduce(_max_gap_upper([(correct, total)], level, correct.shape[-3]), -1, "max")
+    return values, low, _per_evaluator_end(values, upper, level, seeds, 1)
 
 
-def _extreme_cells(acc, total, highest: bool):
-    """Index of each class's highest (or lowest) accuracy cell, ties to the largest cell."""
-    present = ~np.isnan(acc)
-    fill = -np.inf if highest else np.inf
-    keyed = np.where(present, acc, fill)
-    best = keyed.max(axis=-1, keepdims=True) if highest else keyed.min(axis=-1, keepdims=True)
-    ties = present & (np.abs(keyed - best) <= 1e-12)
-    return np.where(ties, total, -1).argmax(axis=-1)[..., None]
+def deo_avg_interval(tables, level, seeds):
+    """DEO_A: per class, the largest lower pair bound (every pair of every class at once) and the
+    per-evaluator largest upper pair bound (``level / (E K)``), averaged over the classes with a gap."""
+    correct, total = _counts(tables)
+    evaluators = correct.shape[-3]
+    rates = _rates(correct, total)
+    gaps = class_gaps(rates)
+    values = _nan_reduce(gaps, -1, "mean")
+    size = total[..., 0, :, :]
+    defined = (size > 0).sum(axis=-1) >= 2
+    low = mean_gap_lower(correct.mean(axis=-3), size, level,
+                         _pair_extra(rates, seeds, level, _unshared(tables.disagreement, size)))
+    classes = np.maximum(defined.sum(axis=-1), 1)[..., None, None]  # against (..., E, K)
+    upper = max_pair_bounds(correct, total, normal_quantile(level / (evaluators * classes)))[1]
+    upper = _nan_reduce(np.where(defined[..., None, :], upper, np.nan), -1, "mean")
+    return values, low, _per_evaluator_end(values, upper, level, seeds, 1)
 
 
-def class_gap_pvalues(hits_high, size_high, hits_low, size_low, groups, t, iterations: int = 26):
-    """p-value of "this class's gap is at most t" from its highest and lowest cell.
-
-    The smallest ``beta`` with ``L_high(beta) - U_low(beta) > t`` (one-sided
-    Clopper-Pearson bounds), found as the crossing of the two binomial tails,
-    times ``2 * groups``: under the null some cell's bound must be wrong, and
-    each of the ``2 * groups`` one-sided bounds errs with probability ``beta``.
-    """
-    t = np.broadcast_to(t, np.broadcast(hits_high, t).shape)
-    low, high = t.copy(), np.ones_like(t)
-    for _ in range(iterations):
-        middle = (low + high) / 2
-        rising = _upper_tail(hits_high, size_high, middle) >= _lower_tail(hits_low, size_low, middle - t)
-        high = np.where(rising, middle, high)
-        low = np.where(rising, low, middle)
-    beta = np.maximum(_upper_tail(hits_high, size_high, high), _lower_tail(hits_low, size_low, high - t))
-    return np.minimum(1.0, 2 * groups * beta)
+def _range_interval(hits, size, level, seeds, disagreement=None):
+    """``max_c r_c - min_c r_c`` over one row of cells ``(..., E, 1, C)``: lower end on averaged counts
+    (every ordered pair, Bonferroni), upper end per evaluator (the true largest pair, ``level / E``)."""
+    evaluators = hits.shape[-3]
+    rates = _rates(hits, size)
+    values = class_gaps(rates)[..., 0]
+    row = size[..., 0, :, :]
+    pairs = max_pair_bounds(hits.mean(axis=-3), row, 0.0)[2]
+    lower = max_pair_bounds(hits.mean(axis=-3), row, normal_quantile(level / np.maximum(pairs, 1)),
+                            _pair_extra(rates, seeds, level, _unshared(disagreement, row)))[0][..., 0]
+    upper = max_pair_bounds(hits, size, normal_quantile(level / evaluators))[1][..., 0]
+    defined = ~np.isnan(values).any(axis=-1)
+    low = np.where(defined, lower, np.nan)
+    return values, low, np.where(defined, _per_evaluator_end(values, upper, level, seeds, 1), np.nan)
 
 
-def deo_max_lower(correct, total, alpha: float, empty_as_zero: bool = False, iterations: int = 16) -> np.ndarray:
-    """Lower confidence bound of DEO_M per evaluator ``(..., E)``, wrong with probability <= ``alpha/2``.
-
-    With ``empty_as_zero``, an empty cell is a certain accuracy of 0 (a huge 0-of-n cell).
-    """
-    correct = np.asarray(correct, dtype=np.float64)
-    total = np.broadcast_to(np.asarray(total, dtype=np.float64), correct.shape)
-    if empty_as_zero:
-        total = np.where(total > 0, total, 1e9)
-    return max_gap_lower([(correct, total)], alpha, iterations=iterations)
+def accuracy_gap_interval(tables, level, seeds):
+    """Group accuracy gap, classes pooled: a range over the groups."""
+    correct, total = _counts(tables)
+    pooled = None if tables.disagreement is None else np.asarray(tables.disagreement).sum(axis=-2)[..., None, :]
+    return _range_interval(correct.sum(axis=-2)[..., None, :], total.sum(axis=-2)[..., None, :], level, seeds,
+                           pooled)
 
 
-def max_gap_lower(families, alpha: float, *, independent: int | None = None, iterations: int = 16) -> np.ndarray:
-    """Lower confidence bound of ``max_y max_f (max_a r_fya - min_a r_fya)`` over rates ``r = hits / size``.
-
-    *families* lists ``(hits, size)`` arrays ``(..., E, K, G)``, one per kind of
-    rate (accuracy for DEO_M; true and false positive rates for equalized odds);
-    cells with ``size = 0`` take no part. Returns the largest ``t`` (to
-    ``2**-iterations``) at which "every class's gap is at most t" is rejected.
-    A class's p-value is the smallest of its families' :func:`class_gap_pvalues`
-    times the number of families; the null is rejected when the smallest class
-    p-value times the number of classes is at most ``alpha/4``, or when Fisher's
-    method rejects at ``alpha/4``. Fisher's method needs classes with disjoint
-    test images, so it reads only the first *independent* families (default:
-    all; accuracies within each true class are disjoint, false positive rates
-    share images across classes); with none, the minimum alone spends ``alpha/2``.
-    A class with no family of 2 or more groups takes no part.
-    """
-    independent = len(families) if independent is None else independent
-    pairs, usable = [], []
-    for hits, size in families:
-        hits = np.asarray(hits, dtype=np.float64)
-        size = np.broadcast_to(np.asarray(size, dtype=np.float64), hits.shape)
-        rate = cell_accuracy(hits, size)
-        groups = (~np.isnan(rate)).sum(axis=-1)
-        top, bottom = _extreme_cells(rate, size, True), _extreme_cells(rate, size, False)
-        pairs.append((np.take_along_axis(hits, top, -1)[..., 0], np.take_along_axis(size, top, -1)[..., 0],
-                      np.take_along_axis(hits, bottom, -1)[..., 0], np.take_along_axis(size, bottom, -1)[..., 0],
-                      groups))
-        usable.append(groups >= 2)
-    defined = np.any(usable, axis=0)
-    classes = defined.sum(axis=-1)
-    fisher_defined = np.any(usable[:independent], axis=0) if independent else np.zeros_like(defined)
-    fisher_classes = fisher_defined.sum(axis=-1)
-    fisher_limit = stats.chi2.isf(alpha / 4, 2 * np.maximum(fisher_classes, 1))
-    min_level = alpha / 4 if independent else alpha / 2
-
-    def rejected(t):
-        per_family = [np.where(ok, class_gap_pvalues(*pair[:4], pair[4], t[..., None]), 1.0)
-                      for pair, ok in zip(pairs, usable)]
-        p = np.where(defined, np.minimum(1.0, np.min(per_family, axis=0) * len(per_family)), 1.0)
-        hit = (classes > 0) & (p.min(axis=-1) * np.maximum(classes, 1) <= min_level)
-        if independent:
-            q = np.where(fisher_defined, np.minimum(1.0, np.min(per_family[:independent], axis=0) * independent), 1.0)
-            fisher = -2 * np.log(np.maximum(q, 1e-300)).sum(axis=-1)
-            hit |= (fisher_classes > 0) & (fisher > fisher_limit)
-        return hit
-
-    low = np.zeros(defined.shape[:-1])
-    high = np.ones(defined.shape[:-1])
-    for _ in range(iterations):
-        middle = (low + high) / 2
-        hit = rejected(middle)
-        low = np.where(hit, middle, low)
-        high = np.where(hit, high, middle)
-    return np.where(classes > 0, low, np.nan)
+def class_accuracy_gap_interval(tables, level, seeds):
+    """Class accuracy gap, groups pooled: a range over the classes."""
+    correct, total = _counts(tables)
+    pooled = None if tables.disagreement is None else np.asarray(tables.disagreement).sum(axis=-1)[..., None, :]
+    return _range_interval(correct.sum(axis=-1)[..., None, :], total.sum(axis=-1)[..., None, :], level, seeds,
+                           pooled)
 
 
-def prediction_counts(groups, predictions, num_classes: int, num_groups: int) -> np.ndarray:
-    """``#{yhat = k, A = a}`` per evaluator, shape ``(E, K, G)``: with the correct counts, the false positives."""
-    predictions = np.atleast_2d(np.asarray(predictions))
-    evaluators = predictions.shape[0]
-    code = (np.arange(evaluators)[:, None] * num_classes + predictions) * num_groups + np.asarray(groups)[None, :]
-    return np.bincount(code.ravel(), minlength=evaluators * num_classes * num_groups).reshape(
-        evaluators, num_classes, num_groups)
-
-
-def _equalized_odds(correct, total, predicted, alpha):
-    """One-vs-rest equalized odds ``(value, low, high)`` per evaluator, from counts.
-
-    Class k's value is ``max(TPR gap, FPR gap)`` over the groups that have both
-    positives and negatives of k (fairlearn's ``agg="worst_case"``, as the
-    report computes it); the metric is the largest over classes. The upper bound
-    reads the two cells of the true largest gap (level ``alpha/4`` each), with
-    groups lacking positives or negatives counted as unknown ``[0, 1]``; the
-    lower bound is :func:`max_gap_lower` over the two families of rates (Fisher's
-    method reads the true positive rates only: false positives of different
-    classes share images).
-    """
-    correct = np.asarray(correct, dtype=np.float64)
-    total = np.broadcast_to(np.asarray(total, dtype=np.float64), correct.shape)
-    predicted = np.asarray(predicted, dtype=np.float64)
+def equalized_odds_interval(tables, level, seeds):
+    """One-vs-rest equalized odds: true and false positive rates as two families of the class test
+    (Fisher's method reads the true positive rates only: false positives of different classes share images)."""
+    if tables.predicted is None:
+        return None
+    correct, total = _counts(tables)
+    predicted = np.asarray(tables.predicted, dtype=np.float64)
     negatives = total.sum(axis=-2, keepdims=True) - total
     false_positives = predicted - correct
     qualified = (total > 0) & (negatives > 0)
     positives = np.where(qualified, total, 0.0)
     negatives = np.where(qualified, negatives, 0.0)
-    tpr = cell_accuracy(correct, positives)
-    fpr = cell_accuracy(false_positives, negatives)
-    per_class = np.fmax(class_gaps(tpr), class_gaps(fpr))
-    value = _nan_reduce(per_class, -1, "max")
-    low = max_gap_lower([(correct, positives), (false_positives, negatives)], alpha, independent=1)
-    uppers = []
-    for hits, size in ((correct, positives), (false_positives, negatives)):
-        bounds = clopper_pearson(hits, size, alpha / 4)
-        unknown = np.broadcast_to(~qualified, bounds[0].shape)
-        _, upper = _spread_bounds(np.where(unknown, 0.0, bounds[0]), np.where(unknown, 1.0, bounds[1]), axis=-1,
-                                  floor_at_zero=True)
-        uppers.append(upper)
-    high = _nan_reduce(np.fmax(*uppers), -1, "max")
-    return value, low, high
+    tpr, fpr = _rates(correct, positives), _rates(false_positives, negatives)
+    values = _nan_reduce(np.fmax(class_gaps(tpr), class_gaps(fpr)), -1, "max")
+    unshared = None if tables.disagreement is None else _unshared(
+        np.where(qualified[..., 0, :, :], tables.disagreement, 0.0), positives[..., 0, :, :])
+    true_family = (correct.mean(axis=-3), positives[..., 0, :, :], _pair_extra(tpr, seeds, level, unshared))
+    false_family = (false_positives.mean(axis=-3), negatives[..., 0, :, :], _pair_extra(fpr, seeds, level))
+    low = np.fmax(max_gap_lower([true_family, false_family], level / 2), mean_gap_lower(*true_family[:2], level / 2,
+                                                                                       true_family[2]))
+    upper = _max_gap_upper([(correct, positives), (false_positives, negatives)], level, correct.shape[-3])
+    upper = _nan_reduce(upper, -1, "max")
+    return values, low, _per_evaluator_end(values, upper, level, seeds, 1)
 
 
-def interval_table(correct, total, confidence: float = 0.95, *, empty_as_zero: bool = False,
-                   predicted=None) -> dict[str, dict]:
-    """Estimate and gating interval of each metric in :data:`INTERVAL_METRICS`.
+def demographic_parity_interval(tables, level, seeds):
+    """One-vs-rest demographic parity: selection rates ``#{yhat = k, A = a} / #{A = a}``; every class
+    reads the same images, so only the smallest p-value combines the classes."""
+    if tables.predicted is None:
+        return None
+    correct, total = _counts(tables)
+    predicted = np.asarray(tables.predicted, dtype=np.float64)
+    size = np.broadcast_to(np.asarray(tables.total, dtype=np.float64).sum(axis=-2, keepdims=True), predicted.shape)
+    rates = _rates(predicted, size)
+    values = _nan_reduce(class_gaps(rates), -1, "max")
+    low = max_gap_lower([(predicted.mean(axis=-3), size[..., 0, :, :], _pair_extra(rates, seeds, level))], level)
+    upper = _nan_reduce(_max_gap_upper([(predicted, size)], level, predicted.shape[-3]), -1, "max")
+    return values, low, _per_evaluator_end(values, upper, level, seeds, 1)
+
+
+def sufficiency_gap_interval(tables, level, seeds):
+    """COBRA's sufficiency gap: precisions have each evaluator's own denominators, so both ends are
+    bounded per evaluator (``level / E``) and averaged."""
+    if tables.predicted is None:
+        return None
+    correct = np.asarray(tables.correct, dtype=np.float64)
+    predicted = np.asarray(tables.predicted, dtype=np.float64)
+    evaluators = correct.shape[-3]
+    values = _nan_reduce(class_precision_gaps(correct, predicted), -1, "max")
+    low = max_gap_lower([(correct, predicted, None)], level / evaluators)
+    upper = _nan_reduce(_max_gap_upper([(correct, predicted)], level, evaluators), -1, "max")
+    return (values, _per_evaluator_end(values, low, level, seeds, -1),
+            _per_evaluator_end(values, upper, level, seeds, 1))
+
+
+def bias_amplification_interval(tables, level, seeds):
+    """Directional bias amplification: a sum of per-image scores, normal with a stratified variance bound."""
+    cells = tables.bias_amplification_cells
+    if cells is None or tables.bias_amplification is None:
+        return None
+    sums, weight = (np.asarray(v, dtype=np.float64) for v in cells)
+    values = np.asarray(tables.bias_amplification, dtype=np.float64)
+    size = np.broadcast_to(np.asarray(tables.total, dtype=np.float64), sums.shape)[..., 0, :, :]
+    mean = np.where(size > 0, sums.mean(axis=-3) / np.where(size > 0, size, 1.0), 0.0)
+    variance = (weight ** 2 * size * np.clip(1 - mean ** 2, 0.0, 1.0)).sum(axis=(-2, -1))
+    estimate = values.mean(axis=-1)
+    if not seeds or values.shape[-1] < 2:
+        half = normal_quantile(level) * np.sqrt(variance)
+    else:  # the level split between the test set and the t-margin, as for the accuracy
+        half = normal_quantile(level / 2) * np.sqrt(variance) + seed_margin(values, level / 2)
+    return values, estimate - half, estimate + half
+
+
+# ---------------------------------------------------------------- tables
+
+
+def interval_metrics() -> tuple[str, ...]:
+    """The metrics with a gating interval, in report order: those registered with an ``interval`` rule."""
+    from ._registry import METRICS
+
+    return tuple(name for name, metric in METRICS.items() if metric.interval is not None)
+
+
+def _tables(correct, total, empty_as_zero, predicted, bias_amplification=None, bias_amplification_cells=None,
+            disagreement=None):
+    from . import _catalogue  # noqa: F401 - registers every metric in the table
+    from ._registry import CountTables
+
+    return CountTables(np.asarray(correct, dtype=np.float64), np.asarray(total), predicted=predicted,
+                       empty_as_zero=empty_as_zero, bias_amplification=bias_amplification,
+                       bias_amplification_cells=bias_amplification_cells, disagreement=disagreement)
+
+
+def interval_table(correct, total, confidence: float = 0.95, *, empty_as_zero: bool = False, predicted=None,
+                   bias_amplification=None, bias_amplification_cells=None, disagreement=None,
+                   names=None) -> dict[str, dict]:
+    """Estimate and gating interval of each metric with an interval rule.
 
     Parameters
     ----------
@@ -357,61 +419,92 @@ def interval_table(correct, total, confidence: float = 0.95, *, empty_as_zero: b
     total : array, broadcastable to ``correct``
         Test samples per cell.
     confidence : float
-        Coverage of each two-sided interval; each side errs with at most half the rest.
+        Coverage of each two-sided interval; each end errs with about half the rest.
     predicted : array, shape (..., E, K, G), optional
-        ``#{yhat = k, A = a}`` per evaluator (:func:`prediction_counts`); adds
-        ``equalized_odds_difference``.
+        ``#{yhat = k, A = a}`` per evaluator (``predicted_table`` of :mod:`._counts`); adds
+        equalized odds, demographic parity and the sufficiency gap.
+    bias_amplification, bias_amplification_cells : optional
+        Per-evaluator values ``(..., E)`` and ``(per-cell score sums (..., E, K, G), cell weights (K, G))``.
+    disagreement : array, shape (..., K, G), optional
+        Per cell, the sum over test images of the variance over evaluators of
+        being correct (``ddof=1``; :func:`disagreement`): without it the
+        evaluator spread also counts the test-set noise the evaluators do not
+        share, which the bounds already hold (conservative).
 
     Returns
     -------
     ``{metric: {"estimate", "low", "high", "test_low", "test_high", "margin"}}``,
-    arrays of shape ``(...)``: the evaluators' mean, the interval, its test-set
-    part (per-evaluator bounds averaged) and the evaluator margin added in quadrature.
+    arrays of shape ``(...)``: the evaluators' mean (of the count-based value),
+    the interval, its test-set part alone (no evaluator spread) and the
+    t-margin of the per-evaluator values (for reading which source dominates).
     NaN where the metric is undefined.
     """
+    from ._registry import METRICS
+
     alpha = 1.0 - float(confidence)
-    correct = np.asarray(correct, dtype=np.float64)
-    evaluators = correct.shape[-3]
+    tables = _tables(correct, total, empty_as_zero, predicted, bias_amplification, bias_amplification_cells,
+                     disagreement)
     table = {}
-    rows = _per_evaluator(correct, total, alpha, empty_as_zero)
-    if predicted is not None:
-        rows["equalized_odds_difference"] = _equalized_odds(correct, total, predicted, alpha)
-    for name, (value, low, high) in rows.items():
-        estimate = value.mean(axis=-1)
-        test_low, test_high = low.mean(axis=-1), high.mean(axis=-1)
-        if evaluators > 1:
-            spread = value.std(axis=-1, ddof=1) / np.sqrt(evaluators)
-            margin = stats.t.ppf(1 - alpha / 2, evaluators - 1) * spread
-        else:
-            margin = np.zeros_like(estimate)
+    for name in names or interval_metrics():
+        metric = METRICS[name]
+        rows = metric.interval(tables, alpha / 2, True)
+        if rows is None:
+            continue
+        values, low, high = rows
+        _, test_low, test_high = metric.interval(tables, alpha / 2, False)
+        bounds = metric.bounds
         table[name] = {
-            "estimate": estimate,
-            "low": np.clip(estimate - np.hypot(estimate - test_low, margin), 0.0, 1.0),
-            "high": np.clip(estimate + np.hypot(test_high - estimate, margin), 0.0, 1.0),
-            "test_low": test_low,
-            "test_high": test_high,
-            "margin": margin,
+            "estimate": values.mean(axis=-1),
+            "low": np.clip(low, *bounds),
+            "high": np.clip(high, *bounds),
+            "test_low": np.clip(test_low, *bounds),
+            "test_high": np.clip(test_high, *bounds),
+            "margin": seed_margin(values, alpha / 2),
         }
     return table
 
 
 def metric_intervals(correct, total, confidence: float = 0.95, *, empty_as_zero: bool = False,
-                     predicted=None) -> dict[str, dict]:
+                     predicted=None, bias_amplification=None, bias_amplification_cells=None,
+                     disagreement=None) -> dict[str, dict]:
     """Report fields of one audit: ``{metric: {"interval", "interval_method", "interval_test", "interval_margin"}}``.
 
     *correct* is ``(E, K, G)``. ``interval`` is what gates decide on;
     ``interval_test`` its test-set part and ``interval_margin`` the evaluator
-    t-margin, so a reader can tell which source dominates.
+    t-margin, so a reader can tell which source dominates. Disparities also get
+    ``interval_strict``, the same rule at twice the confidence in each tail
+    (``1 - alpha/2``): two of them, the distilled set's and the reference's,
+    combine into the amplification intervals by the union bound.
     """
+    from ._registry import METRICS
+
     correct = np.asarray(correct)
     method = METHOD if correct.shape[0] > 1 else METHOD_ONE_EVALUATOR
+    kwargs = dict(empty_as_zero=empty_as_zero, predicted=predicted, bias_amplification=bias_amplification,
+                  bias_amplification_cells=bias_amplification_cells, disagreement=disagreement)
+    main = interval_table(correct, total, confidence, **kwargs)
+    strict = interval_table(correct, total, 1 - (1 - confidence) / 2,
+                            names=[name for name in main if METRICS[name].disparity], **kwargs)
     fields = {}
-    for name, row in interval_table(correct, total, confidence, empty_as_zero=empty_as_zero,
-                                    predicted=predicted).items():
+    for name, row in main.items():
         fields[name] = {
             "interval": [float(row["low"]), float(row["high"])],
             "interval_method": method,
             "interval_test": [float(row["test_low"]), float(row["test_high"])],
             "interval_margin": float(row["margin"]),
         }
+        if name in strict:
+            fields[name]["interval_strict"] = [float(strict[name]["low"]), float(strict[name]["high"])]
     return fields
+
+
+
+def disagreement(right, cells, num_cells: int) -> np.ndarray | None:
+    """Per cell, ``sum_i var_e(right[e, i])`` (``ddof=1``) of per-image correctness ``right`` ``(E, N)``.
+
+    None for one evaluator. *cells* is each image's flat (class, group) cell.
+    """
+    right = np.asarray(right, dtype=np.float64)
+    if right.shape[0] < 2:
+        return None
+    return np.bincount(cells, weights=right.var(axis=0, ddof=1), minlength=num_cells)

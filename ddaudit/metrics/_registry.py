@@ -43,6 +43,14 @@ class CountTables:
         fairlearn's one-vs-rest equalized-odds and demographic-parity
         differences per class.
     ``bias_amplification`` ``(...,)`` or ``None`` when no training data define it.
+    ``bias_amplification_cells`` (``None`` inside the bootstrap)
+        ``(sums (..., K, G), weights (K, G))``: per cell, the sum of
+        ``y_at``-signs of the predicted classes, and the weight that turns it
+        into bias amplification (its gating interval reads them).
+    ``disagreement[..., K, G]`` (``None`` without per-image predictions)
+        Per cell, the sum over its test images of the variance over evaluators
+        (``ddof=1``) of being correct: the test-set noise the evaluators do not
+        share, which the gating intervals take out of their evaluator spread.
     ``empty_as_zero``
         FairDD's convention that an empty cell has accuracy 0 (see :func:`cell_accuracy`).
     """
@@ -54,6 +62,8 @@ class CountTables:
     dpd_by_class: np.ndarray | None = None
     bias_amplification: np.ndarray | None = None
     empty_as_zero: bool = False
+    bias_amplification_cells: tuple | None = None
+    disagreement: np.ndarray | None = None
 
     @cached_property
     def cell_accuracy(self) -> np.ndarray:
@@ -64,6 +74,9 @@ class CountTables:
 #: A metric's function: the count tables in, one value per leading index out
 #: (``(E,)`` or ``(B, E)``), or ``None`` when the tables cannot define it at all.
 MetricFunction = Callable[[CountTables], "np.ndarray | None"]
+#: A metric's gating interval: ``(tables, one-sided level of each end, include the evaluator spread)``
+#: in, ``(per-evaluator values, low, high)`` out, or ``None`` when the tables cannot define it.
+IntervalFunction = Callable[[CountTables, float, bool], "tuple | None"]
 
 
 @dataclass(frozen=True)
@@ -94,6 +107,10 @@ class Metric:
     gate
         The threshold it offers (``max_deo_max``: a ``--max-deo-max`` flag and a
         configuration key), or ``None`` for no gate.
+    interval
+        :data:`IntervalFunction`, the rule of its gating interval
+        (:mod:`._intervals`), or ``None``: a gate on it then refuses
+        ``--gate-on ci`` and decides only with ``--gate-on mean``.
     """
 
     name: str
@@ -106,6 +123,7 @@ class Metric:
     bootstrap: bool = True
     disparity: bool = False
     gate: str | None = None
+    interval: IntervalFunction | None = None
 
     @property
     def lower_is_better(self) -> bool:
@@ -118,12 +136,15 @@ METRICS: dict[str, Metric] = {}
 
 def register_metric(name: str, *, label: str, direction: str, description: str, needs_cells: bool,
                     bounds: tuple[float, float] = (0.0, 1.0), bootstrap: bool = True,
-                    disparity: bool | None = None, gate: str | bool | None = True):
+                    disparity: bool | None = None, gate: str | bool | None = True,
+                    interval: IntervalFunction | None = None):
     """Decorator that adds ``function`` to :data:`METRICS` under *name*.
 
     ``disparity`` defaults to "lower is better". ``gate=True`` names the
     threshold after the metric (``max_<name>`` for a disparity, ``min_<name>``
     otherwise); a string names it explicitly; ``None`` offers no gate.
+    ``interval`` is the rule of its gating interval; a gated metric without one
+    can be gated on its point value only (``--gate-on mean``).
     """
     if direction not in (LOWER, HIGHER):
         raise ValueError(f"direction must be {LOWER!r} or {HIGHER!r}, got {direction!r}")
@@ -138,6 +159,7 @@ def register_metric(name: str, *, label: str, direction: str, description: str, 
             name=name, label=label, direction=direction, bounds=tuple(bounds), needs_cells=needs_cells,
             function=function, description=description, bootstrap=bootstrap,
             disparity=direction == LOWER if disparity is None else disparity, gate=threshold or None,
+            interval=interval,
         )
         return function
 
@@ -152,6 +174,11 @@ def metric_names() -> tuple[str, ...]:
 def disparity_names() -> tuple[str, ...]:
     """The metrics the amplification factor compares with a reference."""
     return tuple(name for name, metric in METRICS.items() if metric.disparity)
+
+
+def interval_names() -> tuple[str, ...]:
+    """The metrics with a gating interval (registered with an ``interval`` rule), in report order."""
+    return tuple(name for name, metric in METRICS.items() if metric.interval is not None)
 
 
 def bootstrapped_names() -> tuple[str, ...]:

@@ -13,10 +13,11 @@ Conventions:
   exclude the point estimate when that bias is large, and a warning says so.
   The fairlearn one-vs-rest views are too slow to recompute per resample, so
   their ``ci`` is the t-interval over evaluators (``ci_method`` says which);
-* ``interval`` (with ``interval_method``, ``interval_test``, ``interval_margin``)
-  is what gates decide on, for the count-based metrics: exact per-cell bounds
-  carried through the metric and widened by the evaluator spread (see
-  :mod:`._intervals`); unlike the bootstrap it never shrinks on small cells;
+* ``interval`` (with ``interval_method``, ``interval_test``, ``interval_margin``
+  and, for disparities, ``interval_strict``) is what gates decide on, for every
+  metric with an interval rule: score bounds that read every cell, with test-set
+  noise and evaluator spread (see :mod:`._intervals`); unlike the bootstrap it
+  never shrinks on small cells;
 * ``ci_models`` is always that t-interval over evaluators (``None`` for one);
   with ``n_boot=0`` it is also every metric's ``ci``;
 * NaN means undefined, never zero: no cell or class can define the metric
@@ -40,7 +41,7 @@ from ._directional import pair_signs, row_scores
 from ._disparity import class_gaps, group_accuracy
 from ._fairlearn_views import one_vs_rest_demographic_parity, one_vs_rest_equalized_odds
 from ._inputs import as_count, as_labels, as_predictions
-from ._intervals import metric_intervals, prediction_counts
+from ._intervals import disagreement, metric_intervals
 from ._registry import METRICS, CountTables, bootstrapped_names, metric_names
 from ._uncertainty import basic_interval, percentile_interval, stratified_resample_sums, t_interval
 
@@ -256,6 +257,8 @@ def compute_metrics(y_true, groups, predictions, *, num_classes: int, num_groups
         correct, total, predicted=predicted_table(a, pred, num_classes, num_groups),
         eod_by_class=eod_by_class, dpd_by_class=dpd_by_class, empty_as_zero=empty_as_zero,
         bias_amplification=row_scores(y, a, pred, signs).sum(axis=1) / defined_pairs if defined_pairs else None,
+        bias_amplification_cells=_bias_amplification_cells(y, a, pred, signs, defined_pairs, num_classes,
+                                                           num_groups) if defined_pairs else None,
     )
     per_evaluator = _evaluate(tables, METRIC_NAMES, (pred.shape[0],))
 
@@ -263,8 +266,10 @@ def compute_metrics(y_true, groups, predictions, *, num_classes: int, num_groups
     metrics = {name: _summary(name, per_evaluator[name], boot.get(name), confidence, interval)
                for name in METRIC_NAMES}
     for name, fields in metric_intervals(correct, total, confidence, empty_as_zero=empty_as_zero,
-                                         predicted=prediction_counts(a, pred, num_classes, num_groups)).items():
-        metrics[name].update(fields)  # the gating interval: exact cell bounds plus evaluator spread
+                                         predicted=tables.predicted, bias_amplification=tables.bias_amplification,
+                                         bias_amplification_cells=tables.bias_amplification_cells,
+                                         disagreement=_disagreement(y, a, pred, num_classes, num_groups)).items():
+        metrics[name].update(fields)  # the gating interval: score bounds plus evaluator spread
     gaps = class_gaps(cell_accuracy(correct, total, empty_as_zero=empty_as_zero))
     flagged = small_cells(total, min_group_size)
     names = (class_names, group_names)
@@ -290,6 +295,26 @@ def compute_metrics(y_true, groups, predictions, *, num_classes: int, num_groups
         small_cells=flagged,
         settings=settings,
     )
+
+
+def _disagreement(y, a, pred, num_classes, num_groups):
+    """Per cell, how much the evaluators' correctness varies image by image (``None`` for one evaluator)."""
+    shares = disagreement(pred == y[None, :], cell_ids(y, a, num_groups), num_classes * num_groups)
+    return None if shares is None else shares.reshape(num_classes, num_groups)
+
+
+def _bias_amplification_cells(y, a, pred, signs, defined_pairs, num_classes, num_groups):
+    """``(sums (E, K, G), weights (K, G))``: bias amplification is ``sum(weights * sums)`` plus a constant.
+
+    Per test image the random part of its score is ``signs[a, yhat]`` (in
+    ``[-1, 1]``); its weight ``1 / (#{A = a} * pairs)`` is fixed by the test set.
+    """
+    cells = cell_ids(y, a, num_groups)
+    scores = signs[a[None, :], pred].astype(np.float64)
+    sums = np.stack([np.bincount(cells, weights=row, minlength=num_classes * num_groups) for row in scores])
+    group_size = np.bincount(a, minlength=num_groups).astype(np.float64)
+    weight = np.where(group_size > 0, 1.0 / (np.maximum(group_size, 1) * defined_pairs), 0.0)
+    return sums.reshape(-1, num_classes, num_groups), np.broadcast_to(weight, (num_classes, num_groups)).copy()
 
 
 def _fairlearn_views(y, a, pred, num_classes) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ import html
 from typing import Iterable
 
 from ddaudit.report._composition import COMPOSITION_HEADER, composition_rows, composition_summary
-from ddaudit.report._rows import cell_matrix, headline_rows
+from ddaudit.report._rows import cell_matrix, headline_rows, interval_cells, interval_headers, interval_note
 
 #: The browser itself refuses anything but inline styles and data: images (no script, no fetch).
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -125,12 +125,14 @@ def _metrics(report: dict) -> str:
     settings = report.get("settings", {})
     refs = list(report.get("reference", {}))
     level = settings.get("confidence", 0.95)
-    header = ["metric (%)", "distilled: mean ± std", f"{100 * level:g}% CI", *[f"ref: {r.replace('_', ' ')}" for r in refs]]
+    headers = interval_headers(report)
+    headers = [f"{100 * level:g}% CI"] if headers == ["CI"] else headers
+    header = ["metric (%)", "distilled: mean ± std", *headers, *[f"ref: {r.replace('_', ' ')}" for r in refs]]
     if report.get("amplification"):
         header.append("amplification (ratio / diff)")
     body = []
     for row in rows:
-        cells = [row["label"], row["value"], row["ci"], *(row["references"].get(r, "") for r in refs)]
+        cells = [row["label"], row["value"], *interval_cells(headers, row), *(row["references"].get(r, "") for r in refs)]
         if report.get("amplification"):
             cells.append(row["amplification"])
         body.append(cells)
@@ -140,7 +142,8 @@ def _metrics(report: dict) -> str:
     note = (f"<p>{_e(settings.get('num_eval'))} x {_e(proto.get('model'))} evaluators, protocol {_e(proto.get('name'))} "
             f"({_e(proto.get('epochs'))} epochs, aug {_e(proto.get('aug'))}), seed {_e(settings.get('seed'))}; "
             f"final-epoch accuracy on {_e(report.get('real', {}).get('test_size'))} real test images; "
-            f"{100 * level:g}% intervals" + (f" ({_e(', '.join(methods))}, per metric)" if methods else "") + ".</p>")
+            f"{100 * level:g}% intervals" + (f" ({_e(', '.join(methods))}, per metric)" if methods else "") + ".</p>"
+            + (f"<p>{_e(interval_note(report))}</p>" if interval_note(report) else ""))
     return _section("metrics", "Metrics", _table(header, body) + note)
 
 

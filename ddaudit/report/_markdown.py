@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ddaudit.report._audit_report import NOT_GATED, as_report
-from ddaudit.report._rows import cell_matrix, headline_rows
+from ddaudit.report._rows import cell_matrix, headline_rows, interval_cells, interval_headers, interval_note
 
 
 def _table(header: list[str], rows: list[list[str]], align_right_from: int = 1) -> list[str]:
@@ -40,16 +40,19 @@ def to_markdown(report, gates=None) -> str:
         f"{proto.get('name')} ({proto.get('epochs')} epochs, aug {proto.get('aug')}), seed {settings.get('seed')}{_runtime_note(settings)}.",
         "",
     ]
-    header = ["metric (%)", "distilled (mean ± std)", "CI", *[f"ref: {r}" for r in refs]]
+    headers = interval_headers(report)
+    header = ["metric (%)", "distilled (mean ± std)", *headers, *[f"ref: {r}" for r in refs]]
     if report.amplification:
         header.append("amplification (ratio / diff)")
     rows = []
     for row in headline_rows(report):
-        cells = [row["label"], row["value"], row["ci"], *(row["references"].get(r, "") for r in refs)]
+        cells = [row["label"], row["value"], *interval_cells(headers, row), *(row["references"].get(r, "") for r in refs)]
         if report.amplification:
             cells.append(row["amplification"])
         rows.append(cells)
     lines += _table(header, rows)
+    if interval_note(report):
+        lines += ["", interval_note(report)]
     classes, groups, grid = cell_matrix(report)
     if classes and groups:
         lines += ["", "Accuracy % (test count) per class x group:", ""]

@@ -25,8 +25,54 @@ def _amplification_cell(amp: dict) -> str:
     return f"{'-' if ratio is None else f'x{ratio:.2f}'} / {100 * difference:+.2f}"
 
 
+def _interval_cell(bounds) -> str:
+    if not isinstance(bounds, (list, tuple)) or len(bounds) != 2:
+        return "n/a"
+    return f"[{pct(bounds[0])}, {pct(bounds[1])}]"
+
+
+def has_gating_intervals(report: AuditReport | dict) -> bool:
+    """Whether the report carries the intervals gates use (reports saved before them do not)."""
+    report = as_report(report)
+    return any(isinstance(entry, dict) and "interval" in entry for entry in report.metrics.values())
+
+
+def interval_headers(report: AuditReport | dict) -> list[str]:
+    """Headers of the interval columns every table view shows, in the order of :func:`interval_cells`.
+
+    With gating intervals: the interval gates use first, then the report's
+    ``ci`` named for what it is (a test-set bootstrap, or a t-interval over
+    evaluators, marked ``t``). A report saved before gating intervals keeps its
+    single ``CI`` column.
+    """
+    report = as_report(report)
+    if not has_gating_intervals(report):
+        return ["CI"]
+    level = f"{100 * report.settings.get('confidence', 0.95):g}%"
+    return [f"gating {level} interval", f"{level} CI: bootstrap (t: evaluators only)"]
+
+
+def interval_cells(headers: list[str], row: dict) -> list[str]:
+    """A row's cells under *headers* (from :func:`interval_headers`)."""
+    if len(headers) == 1:
+        return [row["ci"]]
+    marked = row["ci"] + (" t" if row["ci_method"] == "t" else "")
+    return [row["interval"], marked]
+
+
+def interval_note(report: AuditReport | dict) -> str:
+    """One sentence naming the gating intervals' method, or "" for a report without them."""
+    report = as_report(report)
+    methods = sorted({str(entry["interval_method"]) for entry in report.metrics.values()
+                      if isinstance(entry, dict) and entry.get("interval") and entry.get("interval_method")})
+    if not methods:
+        return ""
+    return (f"Gates decide on the gating interval ({'; '.join(methods)}); the bootstrap CI resamples "
+            "the test set within (class, group) cells and gates nothing.")
+
+
 def headline_rows(report: AuditReport | dict) -> list[dict]:
-    """One row per metric: distilled mean/std/CI, each reference, amplification."""
+    """One row per metric: distilled mean/std, gating interval, bootstrap CI, each reference, amplification."""
     report = as_report(report)
     rows = []
     for key, metric in METRICS.items():
@@ -40,6 +86,9 @@ def headline_rows(report: AuditReport | dict) -> list[dict]:
             "better": metric.direction,
             "value": f"{pct(summary.get('mean'))} ± {pct(summary.get('std'))}",
             "ci": f"[{pct(ci[0])}, {pct(ci[1])}]",
+            "ci_method": summary.get("ci_method"),
+            "interval": _interval_cell(summary.get("interval")),
+            "interval_method": summary.get("interval_method"),
             "references": {name: pct(ref["metrics"].get(key, {}).get("mean"))
                            for name, ref in report.reference.items()},
             "amplification": _amplification_cell(report.amplification.get(key, {})),

@@ -7,7 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ddaudit.report._audit_report import as_report
-from ddaudit.report._rows import cell_matrix, headline_rows
+from ddaudit.report._rows import cell_matrix, headline_rows, interval_cells, interval_headers, interval_note
 
 
 def render_report(report, console: Console, *, show_cells: bool = True) -> None:
@@ -23,18 +23,26 @@ def render_report(report, console: Console, *, show_cells: bool = True) -> None:
     table = Table(title=escape(title), title_justify="left")
     table.add_column("metric (%)")
     table.add_column("distilled: mean ± std", justify="right")
-    table.add_column("95% CI" if settings.get("confidence", 0.95) == 0.95 else "CI", justify="right")
+    headers = interval_headers(report)
+    if headers == ["CI"]:
+        headers = ["95% CI" if settings.get("confidence", 0.95) == 0.95 else "CI"]
+    for header in headers:
+        table.add_column(header, justify="right")
     ref_names = list(report.reference)
     for name in ref_names:
         table.add_column(f"ref: {name.replace('_', ' ')}", justify="right")
     if report.amplification:
         table.add_column("amplification (ratio / diff)", justify="right")
     for row in headline_rows(report):
-        cells = [row["label"], row["value"], row["ci"], *(row["references"].get(n, "") for n in ref_names)]
+        cells = [row["label"], row["value"], *interval_cells(headers, row),
+                 *(row["references"].get(n, "") for n in ref_names)]
         if report.amplification:
             cells.append(row["amplification"])
         table.add_row(*cells)
     console.print(table)
+    note = interval_note(report)
+    if note:
+        console.print(f"[dim]{escape(note)}[/dim]")
     console.print(
         f"[dim]{settings.get('num_eval')} x {proto.get('model')} evaluators, protocol {proto.get('name')} "
         f"({proto.get('epochs')} epochs, aug {proto.get('aug')}), seed {settings.get('seed')}, "
