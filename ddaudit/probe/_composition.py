@@ -286,6 +286,7 @@ def composition(
             entry["mixture_weights"] = weights.tolist()
             reference = fit.get("reference")
             entry["majority_weight"] = float(weights[reference]) if reference is not None else math.nan
+            entry["weight_group"] = reference
             entry["weight_status"] = fit["weight_status"]
             entry["weight_identified"] = fit["weight_status"] == "identified"
             entry["identifiability"] = fit["identifiability"]
