@@ -112,6 +112,84 @@ def test_majority_weight_reads_the_class_mean_feature_not_the_counts():
     assert comp["classes"][1]["mixture_weights"] == [0.0, 1.0]
 
 
+def _weights_case(means: np.ndarray, target: np.ndarray):
+    """One class whose real groups have *means* (G, D) and whose synthetic mean is *target*."""
+    group_means = means[None].copy()
+    return composition(np.zeros(1, dtype=int), np.zeros(1, dtype=int), num_classes=1, num_groups=len(means),
+                       real_labels=np.zeros(len(means), dtype=int), real_groups=np.arange(len(means)),
+                       syn_features=target[None], real_group_means=group_means)
+
+
+def test_mixture_weights_do_not_depend_on_group_order():
+    rng = np.random.default_rng(1)
+    means = rng.normal(size=(4, 6))
+    means[3] = means[1]  # two identical groups: the weight between them is not determined by the features
+    target = 0.4 * means[0] + 0.6 * means[1] + 0.05 * rng.normal(size=6)
+    base = mixture_weights(target, means)
+    for order in ([3, 2, 1, 0], [1, 3, 0, 2], [2, 0, 3, 1]):
+        assert mixture_weights(target, means[order]) == pytest.approx(base[order], abs=1e-6)
+    assert base[1] == pytest.approx(base[3], abs=1e-6)  # identical groups share the weight
+
+
+def test_identical_group_means_are_unidentifiable_and_left_out_of_the_gated_mean():
+    group_means = np.full((2, 2, 3), np.nan)
+    group_means[0] = [[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]  # class 0: two groups with one mean
+    group_means[1] = [[0.0, 0.0, 0.0], [2.0, 0.0, 0.0]]  # class 1: separable, halfway mix
+    features = np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    real_y, real_a = np.array([0, 0, 0, 1, 1, 1]), np.array([0, 0, 1, 0, 0, 1])
+    comp = composition(np.array([0, 1]), np.array([0, 0]), num_classes=2, num_groups=2, real_labels=real_y,
+                       real_groups=real_a, syn_features=features, real_group_means=group_means)
+    c0, c1 = comp["classes"]
+    assert c0["weight_status"] == "unidentifiable" and c0["weight_identified"] is False
+    assert c1["weight_status"] == "identified" and c1["majority_weight"] == pytest.approx(0.5, abs=1e-6)
+    assert comp["mean_majority_weight"] == pytest.approx(0.5, abs=1e-6)
+    assert comp["weight_classes"] == [1] and comp["weight_excluded"] == [{"class": 0, "status": "unidentifiable"}]
+    # near-collinear means: a group that is (almost) a mixture of the others is not identified either
+    means = np.array([[0.0, 0.0], [2.0, 0.0], [1.0, 1e-4]])
+    assert _weights_case(means, np.array([1.0, 0.0]))["classes"][0]["weight_status"] == "unidentifiable"
+
+
+def test_one_group_classes_are_left_out_of_the_gated_mean():
+    group_means = np.full((2, 2, 2), np.nan)
+    group_means[0, 0] = [0.0, 0.0]  # class 0: a single real group, weight 1 by construction
+    group_means[1] = [[0.0, 0.0], [1.0, 1.0]]
+    features = np.array([[0.0, 0.0], [0.0, 0.0]])
+    comp = composition(np.array([0, 1]), np.array([0, 0]), num_classes=2, num_groups=2,
+                       real_labels=np.array([0, 1, 1, 1]), real_groups=np.array([0, 0, 0, 1]),
+                       syn_features=features, real_group_means=group_means)
+    c0, c1 = comp["classes"]
+    assert c0["weight_status"] == "one_group" and c0["majority_weight"] == pytest.approx(1.0)
+    assert c1["majority_weight"] == pytest.approx(1.0, abs=1e-6)
+    assert comp["weight_classes"] == [1]
+    # the old mean would have been 1.0 from both; now class 1 alone (and a real mix reads lower)
+    comp = composition(np.array([0, 1]), np.array([0, 0]), num_classes=2, num_groups=2,
+                       real_labels=np.array([0, 1, 1, 1]), real_groups=np.array([0, 0, 0, 1]),
+                       syn_features=np.array([[0.0, 0.0], [0.5, 0.5]]), real_group_means=group_means)
+    assert comp["mean_majority_weight"] == pytest.approx(0.5, abs=1e-6)
+
+
+def test_a_mean_outside_the_hull_has_a_positive_residual():
+    means = np.array([[0.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    inside = _weights_case(means, np.array([0.5, 0.5, 0.0]))["classes"][0]
+    outside = _weights_case(means, np.array([0.5, 0.5, 3.0]))["classes"][0]
+    assert inside["hull_residual"] == pytest.approx(0.0, abs=1e-6)
+    spread = np.sqrt(np.mean(np.sum((means - means.mean(0)) ** 2, axis=1)))
+    assert outside["hull_residual"] == pytest.approx(3.0 / spread, rel=1e-4)  # straight above the hull
+    # scale-free: the same picture in other units reads the same residual
+    assert _weights_case(10 * means, 10 * np.array([0.5, 0.5, 3.0]))["classes"][0]["hull_residual"] == \
+        pytest.approx(outside["hull_residual"], rel=1e-6)
+    # beyond a vertex but in the plane: outside the simplex, residual positive too
+    assert _weights_case(means, np.array([3.0, -1.0, 0.0]))["classes"][0]["hull_residual"] > 0.3
+
+
+def test_a_half_half_mixture_with_small_noise_is_recovered_on_separated_means():
+    rng = np.random.default_rng(2)
+    means = rng.normal(size=(3, 20)) * 3
+    for trial in range(20):
+        target = 0.5 * means[0] + 0.5 * means[2] + 1e-3 * rng.normal(size=20)
+        assert mixture_weights(target, means) == pytest.approx([0.5, 0.0, 0.5], abs=0.01)
+
+
 def test_entropy_and_divergence_bounds():
     assert normalized_entropy(np.array([1.0, 0, 0, 0])) == 0.0
     assert normalized_entropy(np.full(4, 0.25)) == pytest.approx(1.0)

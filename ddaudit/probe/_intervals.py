@@ -128,7 +128,7 @@ def check_n_boot(n_boot: int) -> int:
     from ddaudit.errors import ConfigError
 
     if not isinstance(n_boot, int) or n_boot < 20:
-        raise ConfigError(f"--probe-n-boot must be an integer of at least 20, got {n_boot!r}")
+        raise ConfigError(f"--n-boot must be an integer of at least 20, got {n_boot!r}")
     return n_boot
 
 
