@@ -12,7 +12,11 @@ moves the class's *mean* embedding to the average of the group means. The
 mixture weights read that: the class's mean synthetic feature written as a
 convex combination of the real groups' mean features (least squares on the
 simplex). Weight 1 on the majority group means the class's matched statistic
-is the majority group's; uniform weights mean every group is represented.
+is the majority group's; uniform weights mean every group is represented. The
+weight is only read where the features determine it: a class with one real
+group, or whose majority group's mean is (nearly) a mixture of the others', is
+reported as such and left out of the gated mean; and the residual distance of
+the class mean from the groups' hull says how far the mixture describes it.
 """
 
 from __future__ import annotations
