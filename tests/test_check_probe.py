@@ -49,6 +49,11 @@ def test_check_report_holds_the_composition_and_its_gate(checked):
     assert [c["majority_group"] for c in comp["classes"]] == list(range(10))
     gate = next(g for g in report["gates"] if g["name"] == "max_majority_share")
     assert gate["passed"] is False and gate["value"] == comp["mean_majority_share"]
+    for key in ("mean_majority_share_interval", "mean_majority_weight_interval"):
+        low, high = comp[key]
+        assert 0.0 <= low <= comp[key.replace("_interval", "")] <= high <= 1.0
+    assert comp["interval_method"] == "bootstrap_percentile"
+    assert all("unknown" in c and "hull_residual" in c for c in comp["classes"])
     assert report["metrics"]["deo_max"]["mean"] >= 0.8  # the evaluators agree with the probe
     assert "predicted majority" in proc.stderr
 

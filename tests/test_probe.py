@@ -112,6 +112,84 @@ def test_majority_weight_reads_the_class_mean_feature_not_the_counts():
     assert comp["classes"][1]["mixture_weights"] == [0.0, 1.0]
 
 
+def _weights_case(means: np.ndarray, target: np.ndarray):
+    """One class whose real groups have *means* (G, D) and whose synthetic mean is *target*."""
+    group_means = means[None].copy()
+    return composition(np.zeros(1, dtype=int), np.zeros(1, dtype=int), num_classes=1, num_groups=len(means),
+                       real_labels=np.zeros(len(means), dtype=int), real_groups=np.arange(len(means)),
+                       syn_features=target[None], real_group_means=group_means)
+
+
+def test_mixture_weights_do_not_depend_on_group_order():
+    rng = np.random.default_rng(1)
+    means = rng.normal(size=(4, 6))
+    means[3] = means[1]  # two identical groups: the weight between them is not determined by the features
+    target = 0.4 * means[0] + 0.6 * means[1] + 0.05 * rng.normal(size=6)
+    base = mixture_weights(target, means)
+    for order in ([3, 2, 1, 0], [1, 3, 0, 2], [2, 0, 3, 1]):
+        assert mixture_weights(target, means[order]) == pytest.approx(base[order], abs=1e-6)
+    assert base[1] == pytest.approx(base[3], abs=1e-6)  # identical groups share the weight
+
+
+def test_identical_group_means_are_unidentifiable_and_left_out_of_the_gated_mean():
+    group_means = np.full((2, 2, 3), np.nan)
+    group_means[0] = [[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]  # class 0: two groups with one mean
+    group_means[1] = [[0.0, 0.0, 0.0], [2.0, 0.0, 0.0]]  # class 1: separable, halfway mix
+    features = np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    real_y, real_a = np.array([0, 0, 0, 1, 1, 1]), np.array([0, 0, 1, 0, 0, 1])
+    comp = composition(np.array([0, 1]), np.array([0, 0]), num_classes=2, num_groups=2, real_labels=real_y,
+                       real_groups=real_a, syn_features=features, real_group_means=group_means)
+    c0, c1 = comp["classes"]
+    assert c0["weight_status"] == "unidentifiable" and c0["weight_identified"] is False
+    assert c1["weight_status"] == "identified" and c1["majority_weight"] == pytest.approx(0.5, abs=1e-6)
+    assert comp["mean_majority_weight"] == pytest.approx(0.5, abs=1e-6)
+    assert comp["weight_classes"] == [1] and comp["weight_excluded"] == [{"class": 0, "status": "unidentifiable"}]
+    # near-collinear means: a group that is (almost) a mixture of the others is not identified either
+    means = np.array([[0.0, 0.0], [2.0, 0.0], [1.0, 1e-4]])
+    assert _weights_case(means, np.array([1.0, 0.0]))["classes"][0]["weight_status"] == "unidentifiable"
+
+
+def test_one_group_classes_are_left_out_of_the_gated_mean():
+    group_means = np.full((2, 2, 2), np.nan)
+    group_means[0, 0] = [0.0, 0.0]  # class 0: a single real group, weight 1 by construction
+    group_means[1] = [[0.0, 0.0], [1.0, 1.0]]
+    features = np.array([[0.0, 0.0], [0.0, 0.0]])
+    comp = composition(np.array([0, 1]), np.array([0, 0]), num_classes=2, num_groups=2,
+                       real_labels=np.array([0, 1, 1, 1]), real_groups=np.array([0, 0, 0, 1]),
+                       syn_features=features, real_group_means=group_means)
+    c0, c1 = comp["classes"]
+    assert c0["weight_status"] == "one_group" and c0["majority_weight"] == pytest.approx(1.0)
+    assert c1["majority_weight"] == pytest.approx(1.0, abs=1e-6)
+    assert comp["weight_classes"] == [1]
+    # the old mean would have been 1.0 from both; now class 1 alone (and a real mix reads lower)
+    comp = composition(np.array([0, 1]), np.array([0, 0]), num_classes=2, num_groups=2,
+                       real_labels=np.array([0, 1, 1, 1]), real_groups=np.array([0, 0, 0, 1]),
+                       syn_features=np.array([[0.0, 0.0], [0.5, 0.5]]), real_group_means=group_means)
+    assert comp["mean_majority_weight"] == pytest.approx(0.5, abs=1e-6)
+
+
+def test_a_mean_outside_the_hull_has_a_positive_residual():
+    means = np.array([[0.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    inside = _weights_case(means, np.array([0.5, 0.5, 0.0]))["classes"][0]
+    outside = _weights_case(means, np.array([0.5, 0.5, 3.0]))["classes"][0]
+    assert inside["hull_residual"] == pytest.approx(0.0, abs=1e-6)
+    spread = np.sqrt(np.mean(np.sum((means - means.mean(0)) ** 2, axis=1)))
+    assert outside["hull_residual"] == pytest.approx(3.0 / spread, rel=1e-4)  # straight above the hull
+    # scale-free: the same picture in other units reads the same residual
+    assert _weights_case(10 * means, 10 * np.array([0.5, 0.5, 3.0]))["classes"][0]["hull_residual"] == \
+        pytest.approx(outside["hull_residual"], rel=1e-6)
+    # beyond a vertex but in the plane: outside the simplex, residual positive too
+    assert _weights_case(means, np.array([3.0, -1.0, 0.0]))["classes"][0]["hull_residual"] > 0.3
+
+
+def test_a_half_half_mixture_with_small_noise_is_recovered_on_separated_means():
+    rng = np.random.default_rng(2)
+    means = rng.normal(size=(3, 20)) * 3
+    for trial in range(20):
+        target = 0.5 * means[0] + 0.5 * means[2] + 1e-3 * rng.normal(size=20)
+        assert mixture_weights(target, means) == pytest.approx([0.5, 0.0, 0.5], abs=0.01)
+
+
 def test_entropy_and_divergence_bounds():
     assert normalized_entropy(np.array([1.0, 0, 0, 0])) == 0.0
     assert normalized_entropy(np.full(4, 0.25)) == pytest.approx(1.0)
@@ -218,6 +296,96 @@ def test_probe_is_deterministic_without_cache(real):
     assert first.composition == second.composition
 
 
+def multicoloured(real, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Test digits painted in four colours, one per quadrant, as blended distilled digits look.
+
+    The group-balanced test split renders every digit in every colour, colour-major."""
+    n = len(real.test) // real.num_groups
+    half = real.test.x.shape[2] // 2
+    images = real.test.x[:count].clone()
+    for colour, (top, left) in enumerate([(0, 0), (0, half), (half, 0), (half, half)]):
+        images[:, :, top:top + half, left:left + half] = \
+            real.test.x[colour * n:colour * n + count, :, top:top + half, left:left + half]
+    return images, real.test.y[:count].clone()
+
+
+def test_blended_images_are_unknown_and_real_ones_known(real, probed, cache):
+    x, y = multicoloured(real, 60)
+    result = ddaudit.probe(SyntheticSet(x, y, "tensors", "blended"), real, cache_dir=cache, device="cpu", n_boot=50)
+    comp = result.composition
+    # a large share of the blends is flagged: many times the about 1 % of real images the threshold allows
+    assert comp["unknown_images"] >= 0.3 * len(x)
+    assert sum(c["unknown"] for c in comp["classes"]) == comp["unknown_images"] == comp["unknown"]["count"]
+    # shares count the known images only; the counts and the unknown count add up to the class
+    for entry in comp["classes"]:
+        assert sum(entry["counts"]) + entry["unknown"] == entry["images"] == int((y == entry["class"]).sum())
+    # real training digits (the aligned set) are known
+    assert probed["aligned"].composition["unknown_images"] <= 0.1 * len(probed["aligned"].labels)
+
+
+def test_false_unknown_rate_is_near_the_calibration_quantile(real, probed, cache):
+    from ddaudit.probe._classifier import ClassifierSettings, add_noise, embed_features, load_or_train, real_cell_features
+    from ddaudit.probe._unknown import fit_detector
+
+    trained = load_or_train(real.train, real.test, num_groups=real.num_groups, channel=real.channel,
+                            im_size=tuple(real.im_size), settings=ClassifierSettings(),
+                            key_extra={"real": real.name, "space": "normalized"}, cache_dir=cache)
+    assert trained.cached  # the probe fixture trained it
+    cells = real_cell_features(trained.model, real.train, num_classes=real.num_classes, num_groups=real.num_groups)
+    noisy = embed_features(trained.model, add_noise(real.test.x, 1.0, torch.Generator().manual_seed(5))).double().numpy()
+    order = np.random.default_rng(0).permutation(len(noisy))
+    calibrate, held_out = noisy[order[::2]], noisy[order[1::2]]
+    for quantile, low, high in ((0.99, 0.0, 0.05), (0.9, 0.03, 0.2)):
+        detector = fit_detector(cells.features, cells.cells, calibrate, quantile=quantile)
+        rate = float(detector.unknown(held_out).mean())
+        assert low <= rate <= high, (quantile, rate)
+
+
+def _known_mixture(rng, images: int, share: float = 0.7, rows: int = 200, dim: int = 6):
+    """Two classes, two groups with separated means; each synthetic image is drawn from group 0 with
+    probability *share* (its true group is what the classifier would say): true share and weight = *share*."""
+    from ddaudit.probe._classifier import CellFeatures
+
+    centres = np.array([[0.0] * dim, [3.0] + [0.0] * (dim - 1)])
+    labels, groups, feats = [], [], []
+    for cls in range(2):
+        for g in range(2):
+            labels += [cls] * rows
+            groups += [g] * rows
+            feats.append(centres[g] + rng.normal(size=(rows, dim)))
+    cells = CellFeatures(np.vstack(feats), np.array(labels), np.array(groups), 2, 2)
+    syn_labels = np.repeat([0, 1], images)
+    syn_groups = (rng.random(2 * images) >= share).astype(int)
+    syn_features = centres[syn_groups] + rng.normal(size=(2 * images, dim))
+    comp = composition(syn_labels, syn_groups, num_classes=2, num_groups=2, real_labels=np.array(labels),
+                       real_groups=np.array(groups), syn_features=syn_features, real_group_means=cells.means())
+    return comp, syn_labels, syn_groups, syn_features, cells
+
+
+def test_intervals_contain_the_truth_and_shrink_with_more_images():
+    from ddaudit.probe._intervals import probe_intervals
+
+    rng = np.random.default_rng(3)
+    widths = {}
+    for images in (15, 150):
+        hits = {"share": 0, "weight": 0}
+        width = {"share": [], "weight": []}
+        for trial in range(20):
+            comp, labels, groups, features, cells = _known_mixture(rng, images)
+            out = probe_intervals(comp, labels, groups, np.ones(len(labels), bool), features, cells, n_boot=200,
+                                  seed=trial)
+            assert out["interval_method"] == "bootstrap_percentile"
+            for key in hits:
+                low, high = out[f"mean_majority_{key}_interval"]
+                assert low <= comp[f"mean_majority_{key}"] <= high
+                hits[key] += low <= 0.7 <= high
+                width[key].append(high - low)
+        assert hits["share"] >= 16 and hits["weight"] >= 16, (images, hits)
+        widths[images] = {k: float(np.mean(v)) for k, v in width.items()}
+    for key in ("share", "weight"):
+        assert widths[150][key] < 0.5 * widths[15][key]
+
+
 # ---------------------------------------------------------------- the command
 
 
@@ -249,6 +417,11 @@ def test_cli_json_and_gate(saved_sets, cache, tmp_path):
     assert "predicted majority" in proc.stderr and "--max-majority-share" in proc.stderr
 
     assert "majority weight" in proc.stderr
+    for key in ("mean_majority_share_interval", "mean_majority_weight_interval"):
+        low, high = comp[key]
+        assert low <= comp[key.replace("_interval", "")] <= high
+    assert comp["interval_method"] == "bootstrap_percentile"
+    assert all({"unknown", "weight_identified", "hull_residual"} <= set(c) for c in comp["classes"])
 
     proc = run_probe(str(saved_sets["balanced"]), "--real", "cmnist-fg", *SMALL_FLAGS, "--cache-dir", str(cache),
                      "--max-majority-share", "0.5", "--max-majority-weight", "0.5", "--device", "cpu",
@@ -267,6 +440,8 @@ def test_cli_refuses_bad_input_with_one_line(saved_sets, tmp_path):
         [str(tmp_path / "missing.pt"), "--real", "cmnist-fg"],
         [str(saved_sets["aligned"]), "--real", "cmnist-fg", "--zca", "--space", "raw"],
         [str(saved_sets["aligned"]), "--real", "cmnist-fg", "--max-majority-share", "1.5"],
+        [str(saved_sets["aligned"]), "--real", "cmnist-fg", *SMALL_FLAGS, "--unknown-quantile", "1.0"],
+        [str(saved_sets["aligned"]), "--real", "cmnist-fg", *SMALL_FLAGS, "--n-boot", "3"],
     ]
     for args in cases:
         proc = run_probe(*args)

@@ -20,13 +20,20 @@ A small group classifier is trained once on the real training images, with every
 (class, group) cell drawn equally often, and cached (keyed by a hash of the real data
 and the settings; --cache-dir, --no-cache). Its accuracy on the real test set says
 how far to trust it; images it is unsure about (max probability below
---min-confidence) are counted. A class collapsed onto its majority group reads a
+--min-confidence) are counted; images unlike any real group (farther, in the
+classifier's features, from every real class x group mean than --unknown-quantile of
+noisy held-out real images: blended multicoloured digits, say) are counted as unknown
+and left out of the shares. A class collapsed onto its majority group reads a
 majority share near 1; a class balanced over G groups reads 1/G.
 
 The majority weight reads what a matching distiller sees: the class's mean synthetic
 feature (the classifier's penultimate layer) written as a convex mixture of the real
 groups' mean features; it is the weight of the real class's majority group (1.0:
-the class matches the majority group alone; 1/G: every group equally). It tracks the
+the class matches the majority group alone; 1/G: every group equally). Classes with
+one real group, or whose group means are too close to identify the weight, are left
+out of the mean; each class reports its residual distance to the groups' hull. The
+mean share and weight carry 95 % bootstrap intervals (synthetic images per class and
+real rows per cell resampled; --n-boot). It tracks the
 evaluators' DEO_M more closely than counting images (benchmarks/RESULTS.md).
 
 SYNTHETIC and the data options are those of `ddaudit check`.
@@ -47,6 +54,8 @@ def probe(
     seed: Annotated[int, typer.Option(help="Seed of the group classifier; same seed, same report on CPU.")] = 0,
     device: dopt.Device = "auto",
     min_confidence: Annotated[float, typer.Option(help="Flag synthetic images whose most likely group has a lower probability.")] = 0.5,
+    unknown_quantile: Annotated[float, typer.Option(help="Count a synthetic image as unknown (unlike any real group, left out of the shares) when it lies farther from every real class x group mean than this quantile of noisy held-out real images.")] = 0.99,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap replicates for the intervals of the mean majority share and weight.")] = 200,
     classifier_epochs: Annotated[int, typer.Option(help="Passes (cell-balanced draws) of the group classifier over the real training set.")] = 2,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Where trained group classifiers are kept (default: $DDAUDIT_CACHE_DIR, else ~/.cache/ddaudit).", show_default=False)] = None,
     cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse a group classifier trained on the same data and settings.")] = True,
@@ -93,7 +102,7 @@ def probe(
         result = run_probe(
             synthetic, data.real, format=data.format, index=data.index, space=data.space,
             mean=data.mean, std=data.std, real_options=data.real_options,
-            seed=seed, device=device, min_confidence=min_confidence,
+            seed=seed, device=device, min_confidence=min_confidence, unknown_quantile=unknown_quantile, n_boot=n_boot,
             cache_dir=None if not cache else (cache_dir or default_cache_dir()),
             classifier={"epochs": classifier_epochs}, progress=progress,
         )

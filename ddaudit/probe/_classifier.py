@@ -132,9 +132,7 @@ def train_group_classifier(
     for step in range(steps):
         rows = draws[step * settings.batch_size:(step + 1) * settings.batch_size]
         x, a = train.x[rows], train.a[rows]
-        if settings.noise > 0:
-            strength = torch.rand(len(x), 1, 1, 1, generator=generator) * settings.noise
-            x = x + strength * torch.randn(x.shape, generator=generator)
+        x = add_noise(x, settings.noise, generator)
         x, a = x.to(device), a.to(device)
         loss = F.cross_entropy(model(x), a)
         optimizer.zero_grad(set_to_none=True)
@@ -144,6 +142,14 @@ def train_group_classifier(
             progress(step + 1, steps)
     model.eval()
     return model
+
+
+def add_noise(x: torch.Tensor, noise: float, generator: torch.Generator) -> torch.Tensor:
+    """Gaussian pixel noise of a random strength in [0, noise) per image (the training augmentation)."""
+    if noise <= 0:
+        return x
+    strength = torch.rand(len(x), 1, 1, 1, generator=generator) * noise
+    return x + strength * torch.randn(x.shape, generator=generator)
 
 
 @torch.no_grad()
@@ -162,7 +168,30 @@ def embed_features(model: nn.Module, x: torch.Tensor, *, device: str = "cpu", ba
     return torch.cat(out) if out else torch.zeros(0, 0)
 
 
-def real_group_means(
+@dataclass
+class CellFeatures:
+    """Penultimate features of (at most ``per_cell``) real training rows per (class, group) cell."""
+
+    features: np.ndarray
+    labels: np.ndarray
+    groups: np.ndarray
+    num_classes: int
+    num_groups: int
+
+    @property
+    def cells(self) -> np.ndarray:
+        return self.labels * self.num_groups + self.groups
+
+    def means(self) -> np.ndarray:
+        """Mean feature of each cell, ``(C, G, D)``; NaN rows for empty cells."""
+        means = np.full((self.num_classes, self.num_groups, self.features.shape[1]), np.nan)
+        cells = self.cells
+        for value in np.unique(cells).tolist():
+            means[value // self.num_groups, value % self.num_groups] = self.features[cells == value].mean(axis=0)
+        return means
+
+
+def real_cell_features(
     model: nn.Module,
     train: GroupTensors,
     *,
@@ -171,12 +200,9 @@ def real_group_means(
     per_cell: int = 512,
     seed: int = 0,
     device: str = "cpu",
-) -> np.ndarray:
-    """Mean feature of each real (class, group) cell, ``(C, G, D)``; NaN rows for empty cells.
-
-    At most *per_cell* rows of a cell are embedded (a seeded draw), so large
-    training sets cost one bounded pass.
-    """
+) -> CellFeatures:
+    """Features of a seeded draw of at most *per_cell* rows per real cell, so large training sets
+    cost one bounded pass."""
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(train), generator=generator)
     cell = (train.y * num_groups + train.a)[order]
@@ -184,12 +210,15 @@ def real_group_means(
     for value in torch.unique(cell):
         keep[torch.nonzero(cell == value).flatten()[:per_cell]] = True
     rows = order[keep]
-    features = embed_features(model, train.x[rows], device=device).double()
-    means = np.full((num_classes, num_groups, features.shape[1]), np.nan)
-    for value in torch.unique(cell[keep]).tolist():
-        in_cell = (train.y[rows] * num_groups + train.a[rows]) == value
-        means[value // num_groups, value % num_groups] = features[in_cell].mean(dim=0).numpy()
-    return means
+    features = embed_features(model, train.x[rows], device=device).double().numpy()
+    return CellFeatures(features, train.y[rows].numpy(), train.a[rows].numpy(), num_classes, num_groups)
+
+
+def real_group_means(model: nn.Module, train: GroupTensors, *, num_classes: int, num_groups: int,
+                     per_cell: int = 512, seed: int = 0, device: str = "cpu") -> np.ndarray:
+    """Mean feature of each real (class, group) cell, ``(C, G, D)``; NaN rows for empty cells."""
+    return real_cell_features(model, train, num_classes=num_classes, num_groups=num_groups, per_cell=per_cell,
+                              seed=seed, device=device).means()
 
 
 @dataclass

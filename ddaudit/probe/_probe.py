@@ -23,17 +23,22 @@ from ddaudit.errors import ConfigError, InputError
 from ddaudit.io import SyntheticSet, load_synthetic
 from ddaudit.probe._classifier import (
     ClassifierSettings,
+    add_noise,
     default_cache_dir,
     embed_features,
     load_or_train,
     predict_proba,
-    real_group_means,
+    real_cell_features,
 )
 from ddaudit.probe._composition import composition
+from ddaudit.probe._intervals import DEFAULT_N_BOOT, check_n_boot, probe_intervals
+from ddaudit.probe._unknown import DEFAULT_UNKNOWN_QUANTILE, check_quantile, fit_detector
 from ddaudit.reproducibility import runtime_settings
 
 PROBE_SCHEMA = "ddaudit.probe/1"
 DEFAULT_MIN_CONFIDENCE = 0.5
+#: Residual distance (over the group means' spread) beyond which a class mean is called far off the hull.
+HULL_WARNING = 1.0
 
 #: progress(phase, done, total), as in :mod:`ddaudit.auditing`.
 Progress = Callable[[str, int, int], None]
@@ -88,6 +93,8 @@ def probe(
     cache_dir: str | Path | None = "auto",
     classifier: ClassifierSettings | dict | None = None,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    unknown_quantile: float = DEFAULT_UNKNOWN_QUANTILE,
+    n_boot: int = DEFAULT_N_BOOT,
     progress: Progress | None = None,
 ) -> ProbeResult:
     """Probe the group composition of one distilled set.
@@ -97,12 +104,17 @@ def probe(
     :func:`default_cache_dir`; ``None`` disables the cache. ``classifier``
     overrides :class:`ClassifierSettings` (its seed defaults to *seed*).
     Images whose most likely group has probability below ``min_confidence``
-    are flagged as uncertain.
+    are flagged as uncertain; images farther from every real (class, group) cell
+    than ``unknown_quantile`` of noisy held-out real images (:mod:`._unknown`)
+    are counted as unknown and left out of the shares. ``n_boot`` bootstrap
+    replicates give the gated means their intervals (:mod:`._intervals`).
     """
     from ddaudit.auditing import check_compatible, resolve_device
 
     if not 0.0 <= min_confidence <= 1.0:
         raise ConfigError(f"--min-confidence must lie in [0, 1], got {min_confidence!r}")
+    unknown_quantile = check_quantile(unknown_quantile)
+    n_boot = check_n_boot(n_boot)
     settings = _classifier_settings(classifier, seed)
     device = resolve_device(device)
     syn = synthetic if isinstance(synthetic, SyntheticSet) else load_synthetic(str(synthetic), format=format, index=index)
@@ -130,9 +142,13 @@ def probe(
     if progress is not None:
         progress("predicting groups", 1, 2)
     syn_proba = predict_proba(trained.model, syn_x, device=device)
-    syn_features = embed_features(trained.model, syn_x, device=device)
-    group_means = real_group_means(trained.model, train, num_classes=real_data.num_classes,
-                                   num_groups=real_data.num_groups, seed=seed, device=device)
+    syn_features = embed_features(trained.model, syn_x, device=device).double().numpy()
+    cells = real_cell_features(trained.model, train, num_classes=real_data.num_classes,
+                               num_groups=real_data.num_groups, seed=seed, device=device)
+    detector = fit_detector(cells.features, cells.cells, _calibration_features(trained.model, test, settings, seed, device),
+                            quantile=unknown_quantile)
+    syn_scores = detector.scores(syn_features)
+    known = syn_scores <= detector.threshold
     if progress is not None:
         progress("predicting groups", 2, 2)
 
@@ -142,8 +158,10 @@ def probe(
     comp = composition(
         syn.labels.numpy(), groups.numpy(), num_classes=real_data.num_classes, num_groups=real_data.num_groups,
         real_labels=real_data.train.y.numpy(), real_groups=real_data.train.a.numpy(), syn_proba=syn_proba.numpy(),
-        syn_features=syn_features.double().numpy(), real_group_means=group_means,
+        syn_features=syn_features, real_group_means=cells.means(), syn_known=known,
     )
+    comp.update(probe_intervals(comp, syn.labels.numpy(), groups.numpy(), known, syn_features, cells,
+                                n_boot=n_boot, seed=seed))
     for entry in comp["classes"]:
         in_class = syn.labels == entry["class"]
         entry["uncertain"] = int((confidence[in_class] < min_confidence).sum())
@@ -152,6 +170,13 @@ def probe(
         warnings.append(
             f"the group classifier reaches only {100 * reliability['accuracy']:.1f} % on the real test set: "
             f"read the composition with care"
+        )
+    _weight_warnings(comp, real_data.class_names, warnings)
+    if comp["unknown_images"]:
+        warnings.append(
+            f"{comp['unknown_images']} of {syn.num_images} synthetic images are unlike any real group "
+            f"(farther from every real class x group mean than {100 * unknown_quantile:g} % of noisy held-out real images): "
+            f"counted as unknown, not in the shares"
         )
     if len(uncertain):
         warnings.append(
@@ -168,10 +193,17 @@ def probe(
         "min_confidence": min_confidence,
         "warnings": list(warnings),
         "uncertain": {"count": int(len(uncertain)), "indices": uncertain.tolist()},
+        "unknown": {
+            "count": int((~known).sum()), "indices": np.flatnonzero(~known).tolist(), "quantile": unknown_quantile,
+            "threshold": round(detector.threshold, 6), "score": "squared Mahalanobis distance to the nearest real "
+            "class x group mean (penultimate features, Ledoit-Wolf pooled covariance)",
+        },
         "images": {
             "class": syn.labels.tolist(),
             "group": groups.tolist(),
             "confidence": [round(float(c), 4) for c in confidence],
+            "known": known.tolist(),
+            "unknown_score": [round(float(v), 4) for v in syn_scores],
         },
     })
     report = {
@@ -199,6 +231,28 @@ def probe(
         reference_pixels=display_pixels(reference.x, real_data, "normalized"), reference_labels=reference.y,
         group_colours=_palette(real_data),
     )
+
+
+def _calibration_features(model, test: GroupTensors, settings: ClassifierSettings, seed: int, device: str) -> np.ndarray:
+    """Held-out real images with the training noise (seeded), in the classifier's features."""
+    generator = torch.Generator().manual_seed(seed + 1)
+    return embed_features(model, add_noise(test.x, settings.noise, generator), device=device).double().numpy()
+
+
+def _weight_warnings(comp: dict, class_names: Sequence[str], warnings: list[str]) -> None:
+    """Say which classes the gated weight leaves out, and which class means lie far off the hull."""
+    names = {"one_group": "a single real group", "unidentifiable": "group means too close to tell the groups apart"}
+    for status, why in names.items():
+        left = [str(class_names[e["class"]]) for e in comp["classes"] if e.get("weight_status") == status]
+        if left:
+            warnings.append(f"majority weight not identified for class{'es' if len(left) > 1 else ''} "
+                            f"{', '.join(left)} ({why}): left out of the mean majority weight")
+    far = [str(class_names[e["class"]]) for e in comp["classes"]
+           if e.get("hull_residual") is not None and e["hull_residual"] == e["hull_residual"] and e["hull_residual"] > HULL_WARNING]
+    if far:
+        warnings.append(f"the mean synthetic feature of class{'es' if len(far) > 1 else ''} {', '.join(far)} lies farther "
+                        f"than {HULL_WARNING:g} x the group means' spread from their hull: the weight names the nearest mixture, "
+                        f"not what the images show")
 
 
 def _palette(real: RealData) -> list | None:

@@ -11,7 +11,7 @@ import base64
 import html
 from typing import Iterable
 
-from ddaudit.report._composition import COMPOSITION_HEADER, composition_rows, composition_summary
+from ddaudit.report._composition import COMPOSITION_HEADER, LEFT, composition_rows, composition_summary
 from ddaudit.report._rows import cell_matrix, headline_rows, interval_cells, interval_headers, interval_note
 
 #: The browser itself refuses anything but inline styles and data: images (no script, no fetch).
@@ -150,7 +150,7 @@ def _metrics(report: dict) -> str:
 def _composition(report: dict) -> str:
     if not report.get("composition"):
         return ""
-    left = tuple(i for i, h in enumerate(COMPOSITION_HEADER) if h in ("class", "predicted majority", "real majority"))
+    left = tuple(i for i, h in enumerate(COMPOSITION_HEADER) if h in LEFT)
     notes = "".join(f"<li>{_e(w)}</li>" for w in report["composition"].get("warnings") or [])
     return _section("composition", "Composition (group probe)",
                     f"<p>{_e(composition_summary(report))}</p>"
