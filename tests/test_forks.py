@@ -438,3 +438,13 @@ def test_an_adapter_function_of_the_wrong_shape_is_refused_before_the_script_run
     assert result.exit_code == 2, result.output
     assert len(errors) == 1 and problem in result.output and "Traceback" not in result.output
     assert not (tmp_path / "out").exists()  # main() never ran
+
+
+def test_fork_identity_example_refuses_a_checkout_without_the_pairs_script(tmp_path):
+    import subprocess
+
+    example = Path(__file__).parents[1] / "examples" / "fork_identity.py"
+    done = subprocess.run([sys.executable, str(example), str(tmp_path), "--pair", "cobra-idc-barycenter"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "train_idc.py does not exist" in done.stderr
+    assert done.stderr.count("\n") == 1
