@@ -8,8 +8,8 @@ B. the script in its own fair mode (FairDD ``--FairDD``; COBRA ``--mode fairdd|c
    under ``--mode none`` (ddaudit only injects the data, pins the seeds and observes).
 
 Recorded, for every step the script takes: the loss it back-propagates and the
-gradient of the synthetic images at ``optimizer_img.step()`` (the 4-D parameter
-of an SGD step called from the script). The largest differences are printed;
+gradient of the synthetic images at ``optimizer_img.step()`` (the SGD step whose
+only parameter is the 4-D synthetic batch). The largest differences are printed;
 exit 0 when they are within ``--rtol``, 1 otherwise, 2 for a checkout without the script.
 
 Pairs (the fork's own loss in brackets):
@@ -79,7 +79,8 @@ def run_once(script: Path, mode: str, faithful: bool, argv: list[str], args, out
 
     def recording_step(optimizer, *rest, **kwargs):
         params = [p for group in optimizer.param_groups for p in group["params"]]
-        if from_script(2) and len(params) == 1 and params[0].ndim == 4 and params[0].grad is not None:
+        # optimizer_img holds the synthetic images alone (4-D); torch's step wrappers sit between it and the script
+        if len(params) == 1 and params[0].ndim == 4 and params[0].grad is not None:
             grads.append(params[0].grad.detach().clone())
         return step(optimizer, *rest, **kwargs)
 

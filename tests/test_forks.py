@@ -448,3 +448,23 @@ def test_fork_identity_example_refuses_a_checkout_without_the_pairs_script(tmp_p
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "train_idc.py does not exist" in done.stderr
     assert done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("mode, faithful, own, site", [("barycenter", True, "cobra", "criterion"),
+                                                       ("sync", False, "fairdd", "match_loss")])
+def test_cobra_idc_vanilla_under_a_ddaudit_mode_equals_the_forks_own_mode(tmp_path, mode, faithful, own, site):
+    """Same seed, same preset: ddaudit's mode on the vanilla script gives the fork's own losses step by step."""
+    argv = ["--batch_real", 6, "--factor", 2]  # 6 real rows: not the 8 decoded synthetic rows of a class
+    ours, ours_trace = traced(COBRA / "train_idc.py", argv + ["--save_path", tmp_path / "a"], mode=mode,
+                              faithful=faithful, device="cpu", **PRESET)
+    _, theirs_trace = traced(COBRA / "train_idc.py", argv + ["--mode", own, "--save_path", tmp_path / "b"], mode="none",
+                             device="cpu", **PRESET)
+    mine, reference = [e["loss"] for e in ours_trace if e["kind"] == "dc"], [e["loss"] for e in theirs_trace if e["kind"] == "dc"]
+    assert ours.fork == "cobra" and ours.calls_by_site == {site: 20} and len(mine) == len(reference) == 20
+    np.testing.assert_allclose(mine, reference, rtol=1e-4, atol=1e-6)
+    vanilla = [e["loss"] for e in traced(COBRA / "train_idc.py", argv + ["--save_path", tmp_path / "c"], mode="none",
+                                         device="cpu", **PRESET)[1] if e["kind"] == "dc"]
+    assert not np.allclose(vanilla, reference, rtol=1e-3)  # the fair mode changes the loss
+    a = torch.load(tmp_path / "a" / "res_IDC_TOY_ConvNet_2ipc_vanilla.pt", weights_only=True)["data"][0][0]
+    b = torch.load(tmp_path / "b" / f"res_IDC_TOY_ConvNet_2ipc_{own}.pt", weights_only=True)["data"][0][0]
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
