@@ -140,6 +140,7 @@ def main() -> int:
         "n_train": args.n_train, "seed": args.seed, "steps": [len(l_a), len(l_b)],
         "losses_ddaudit": l_a, "losses_fork": l_b,
         "max_abs_loss_difference": loss_abs, "max_relative_loss_difference": loss_rel,
+        "abs_grad_difference_by_step": [float((a - b).abs().max()) for a, b in zip(g_a, g_b)],
         "max_abs_grad_difference": grad_abs, "grad_scale": grad_scale, "max_relative_grad_difference": grad_rel,
         "intercepted_calls": [s_a["intercepted_calls"], s_b["intercepted_calls"]],
         "wall_s": round(time.perf_counter() - started, 1), "passed": passed,
