@@ -354,3 +354,117 @@ def test_identity_example_refuses_a_folder_without_fairdds_script(tmp_path):
     example = Path(__file__).parents[1] / "examples" / "fairdd_dm_identity.py"
     done = subprocess.run([sys.executable, str(example), str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "main_DM.py does not exist" in done.stderr
+
+
+# ------------------------------------------------------------------------------ adapter: layer-wise feature losses
+
+CAFE = FIXTURES / "cafe"
+CAFE_LABELS = np.repeat(np.arange(10), 8)
+CAFE_GROUPS = np.where(np.random.default_rng(7).random(80) < 0.7, CAFE_LABELS % 3, (CAFE_LABELS + 1) % 3)
+
+
+def class_block_terms(real, groups, syn, num_classes=10):
+    """Per class: (||mu_bar - m||^2, sum_g ||mu_g - m||^2, sum_g ||mu_g - mu_bar||^2) on class-major blocks."""
+    real, syn, groups = real.double(), syn.double(), torch.as_tensor(groups)
+    n, s = real.shape[0] // num_classes, syn.shape[0] // num_classes
+    out = []
+    for c in range(num_classes):
+        r, g, m = real[c * n:(c + 1) * n], groups[c * n:(c + 1) * n], syn[c * s:(c + 1) * s].mean(0)
+        mus = torch.stack([r[g == k].mean(0) for k in torch.unique(g)])
+        bar = mus.mean(0)
+        out.append((float(((bar - m) ** 2).sum()), float(((mus - m) ** 2).sum()), float(((mus - bar) ** 2).sum())))
+    return out
+
+
+@pytest.mark.parametrize("mode, faithful", [("barycenter", True), ("sync", True), ("sync", False)])
+def test_feature_loss_adapter_matches_cafe_layers_to_group_targets(tmp_path, mode, faithful):
+    np.save(tmp_path / "groups.npy", CAFE_GROUPS)
+    with patch(None, CAFE / "distill.py", adapter=CAFE / "adapter.toml", mode=mode, faithful=faithful,
+               groups=tmp_path / "groups.npy") as session:
+        session.run(["--save_path", str(tmp_path / "out")])
+        trace = list(sys.modules["utils"].TRACE)
+    steps = [e for e in trace if e["kind"] == "cafe"]
+    assert len(steps) == 2 and session.summary.calls_by_site == {"criterion_middle": 4}
+    assert any("2 call(s) on tensors other than" in note for note in session.summary.notes)
+    draws = [e["idx"] for e in trace if e["kind"] == "draw"]
+    for step, entry in enumerate(steps):
+        net = entry["net"]
+        idx = np.concatenate(draws[20 * step: 20 * step + 10])  # 10 class draws, then 10 watcher draws
+        groups = CAFE_GROUPS[idx]
+        _, real_features = type(net).forward(net, entry["real"])
+        _, syn_features = type(net).forward(net, entry["syn"])
+        for k, value in zip((1, 2), entry["layers"]):
+            terms = class_block_terms(real_features[-k].detach(), groups, syn_features[-k].detach())
+            if mode == "barycenter" or not faithful:
+                expected = sum(bar for bar, _, _ in terms)
+            else:  # FairDD's sum over groups, less the spread term free of the synthetic images
+                expected = sum(fair - spread for _, fair, spread in terms)
+                assert expected < sum(fair for _, fair, _ in terms)
+            assert value == pytest.approx(expected, rel=1e-4)
+    assert (tmp_path / "out" / "res_CAFE_toy_1ipc.pt").is_file()
+
+
+def test_feature_loss_adapter_in_mode_none_leaves_the_loss_unchanged(tmp_path):
+    with patch(None, CAFE / "distill.py", adapter=CAFE / "adapter.toml", mode="none",
+               dataset="cmnist-fg", dataset_options={"n_train": 80, "n_test": 4}) as session:
+        session.run(["--save_path", str(tmp_path), "--Iteration", "1"])
+        entry = next(e for e in sys.modules["utils"].TRACE if e["kind"] == "cafe")
+    net = entry["net"]
+    _, real_features = type(net).forward(net, entry["real"])
+    _, syn_features = type(net).forward(net, entry["syn"])
+    plain = [float(((real_features[-k].detach().view(10, 6, -1).mean(1)
+                     - syn_features[-k].detach().view(10, 1, -1).mean(1)) ** 2).sum()) for k in (1, 2)]
+    assert entry["layers"] == pytest.approx(plain, rel=1e-5) and session.summary.intercepted_calls == 2
+
+
+@pytest.mark.parametrize("matching, problem", [
+    ('kind = "feature"\nnetwork_module = "utils"\nnetwork_function = "get_network"\n'
+     'feature_module = "distill"\nfeature_function = "criterion_middle"\n',
+     'distill.criterion_middle takes 2 required arguments, not one batch of activations'),
+    ('kind = "feature"\nnetwork_module = "utils"\nnetwork_function = "get_network"\n'
+     'feature_module = "utils"\nfeature_function = "block_energy"\n',
+     "utils.block_energy returned shape () for 20 rows of activations"),
+    ('kind = "feature_loss"\nnetwork_module = "utils"\nnetwork_function = "get_network"\n'
+     'loss_module = "utils"\nloss_function = "block_energy"\n',
+     "utils.block_energy returned shape (10, 4, 3, 3), not a single loss value"),
+])
+def test_an_adapter_function_of_the_wrong_shape_is_refused_before_the_script_runs(tmp_path, matching, problem):
+    path = tmp_path / "adapter.toml"
+    path.write_text(f'[dataset]\nmodule = "utils"\nfunction = "get_dataset"\nreturns = {NINE}\n[matching]\n{matching}')
+    result = CliRunner().invoke(app, ["run", "--adapter", str(path), "--dataset", "cmnist-fg",
+                                      "--dataset-option", "n_train=80", "--", str(CAFE / "distill.py"),
+                                      "--save_path", str(tmp_path / "out")])
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2, result.output
+    assert len(errors) == 1 and problem in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()  # main() never ran
+
+
+def test_fork_identity_example_refuses_a_checkout_without_the_pairs_script(tmp_path):
+    import subprocess
+
+    example = Path(__file__).parents[1] / "examples" / "fork_identity.py"
+    done = subprocess.run([sys.executable, str(example), str(tmp_path), "--pair", "cobra-idc-barycenter"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "train_idc.py does not exist" in done.stderr
+    assert done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("mode, faithful, own, site", [("barycenter", True, "cobra", "criterion"),
+                                                       ("sync", False, "fairdd", "match_loss")])
+def test_cobra_idc_vanilla_under_a_ddaudit_mode_equals_the_forks_own_mode(tmp_path, mode, faithful, own, site):
+    """Same seed, same preset: ddaudit's mode on the vanilla script gives the fork's own losses step by step."""
+    argv = ["--batch_real", 6, "--factor", 2]  # 6 real rows: not the 8 decoded synthetic rows of a class
+    ours, ours_trace = traced(COBRA / "train_idc.py", argv + ["--save_path", tmp_path / "a"], mode=mode,
+                              faithful=faithful, device="cpu", **PRESET)
+    _, theirs_trace = traced(COBRA / "train_idc.py", argv + ["--mode", own, "--save_path", tmp_path / "b"], mode="none",
+                             device="cpu", **PRESET)
+    mine, reference = [e["loss"] for e in ours_trace if e["kind"] == "dc"], [e["loss"] for e in theirs_trace if e["kind"] == "dc"]
+    assert ours.fork == "cobra" and ours.calls_by_site == {site: 20} and len(mine) == len(reference) == 20
+    np.testing.assert_allclose(mine, reference, rtol=1e-4, atol=1e-6)
+    vanilla = [e["loss"] for e in traced(COBRA / "train_idc.py", argv + ["--save_path", tmp_path / "c"], mode="none",
+                                         device="cpu", **PRESET)[1] if e["kind"] == "dc"]
+    assert not np.allclose(vanilla, reference, rtol=1e-3)  # the fair mode changes the loss
+    a = torch.load(tmp_path / "a" / "res_IDC_TOY_ConvNet_2ipc_vanilla.pt", weights_only=True)["data"][0][0]
+    b = torch.load(tmp_path / "b" / f"res_IDC_TOY_ConvNet_2ipc_{own}.pt", weights_only=True)["data"][0][0]
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
 def run(
     ctx: typer.Context,
     codebase: Annotated[Optional[str], typer.Option("--codebase", "-c", help="datasetcondensation (also its forks fairdd, cobra), mtt, idc (also: dream), idm or datadam.")] = None,
-    adapter: Annotated[Optional[Path], typer.Option(help="A TOML adapter file describing a fork no built-in patcher knows: [dataset] module/function/returns/rows and [matching] kind = embed|gradient|feature with the functions to wrap (see examples/adapter.toml).")] = None,
+    adapter: Annotated[Optional[Path], typer.Option(help="A TOML adapter file describing a fork no built-in patcher knows: [dataset] module/function/returns/rows and [matching] kind = embed|gradient|feature|feature_loss with the functions to wrap (see examples/adapter.toml, examples/cafe_adapter.toml); functions of the wrong shape are refused before the script runs.")] = None,
     mode: Annotated[Mode, typer.Option(help="sync (FairDD), barycenter (COBRA), weights (per-row weights), none (observe only).")] = Mode.sync,
     groups: Annotated[Optional[Path], typer.Option(help="Group id of every training row of the script's dataset (.pt, .npy, .txt, .csv).")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="A ddaudit dataset preset (e.g. cmnist-fg) injected through the codebase's get_dataset.")] = None,

@@ -48,6 +48,10 @@ ERR_NO_REAL_FORWARD = (
     "{codebase}: {function} received real features before any real batch went through the network; "
     "the patcher expects net(real_batch) before {function}(...)"
 )
+ERR_NOT_FEATURES = (
+    "{codebase}: {function} returned {shape}, not one value per row; a function of real and synthetic "
+    'features that returns a loss is kind = "feature_loss"'
+)
 ERR_FEATURE_SHAPE = (
     "{codebase}: --mode sync needs real features of shape (rows, features) at the matching site; got {shape}"
 )
@@ -230,6 +234,9 @@ class ForwardFeatureInterceptor:
             out = function(features, *args, **kwargs)
             if not session.called_from_script(sys._getframe(1)):
                 return out
+            if not isinstance(out, torch.Tensor) or out.ndim == 0:
+                shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise PatchError(ERR_NOT_FEATURES.format(codebase=session.codebase, function=name, shape=shape))
             if features.requires_grad:
                 return self.rescaler.synthetic(out, self._plan)
             if self._blocks is None:

@@ -20,9 +20,10 @@ _PLUMBING = {"zero_grad", "backward", "requires_grad_", "set_grad_enabled", "no_
 ADAPTER_HINT = (
     "; to run this fork anyway, describe it in an adapter file and pass --adapter FILE: "
     "[dataset] module, function, returns (e.g. [\"channel\", \"im_size\", \"num_classes\", \"class_names\", "
-    "\"mean\", \"std\", \"train\", \"test\", \"testloader\"]), rows (pair|triple); [matching] kind (embed|gradient|feature) "
-    "with network_module/network_function and method (embed), match_module/match_function (gradient) or "
-    "feature_module/feature_function (feature); see examples/adapter.toml{seen}"
+    "\"mean\", \"std\", \"train\", \"test\", \"testloader\"]), rows (pair|triple); [matching] kind (embed|gradient|feature|feature_loss) "
+    "with network_module/network_function and method (embed), match_module/match_function (gradient), "
+    "feature_module/feature_function (feature: per-row values) or loss_module/loss_function (feature_loss: "
+    "a loss of real and synthetic features); see examples/adapter.toml{seen}"
 )
 
 

@@ -12,19 +12,28 @@ The file is TOML and names three things about the fork::
     rows = "pair"                         # "triple": rows are (image, label, group), train and test
 
     [matching]                            # the function whose real-batch output is matched
-    kind = "embed"                        # embed | gradient | feature
+    kind = "embed"                        # embed | gradient | feature | feature_loss
     network_module = "helpers"            # embed, feature: the function that builds the networks
     network_function = "build_net"
     method = "embed"                      # embed: the network method called on real and synthetic batches
     # gradient: match_module, match_function = f(gw_syn, gw_real, ...) after torch.autograd.grad
     #           of nn.CrossEntropyLoss on the real batch (as DatasetCondensation's match_loss)
-    # feature:  feature_module, feature_function = f(features, ...) on activations of net(real_batch)
+    # feature:  feature_module, feature_function = f(features, ...) on activations of net(real_batch),
+    #           returning values per row (DataDAM's attention maps)
+    # feature_loss: network_module, network_function, loss_module, loss_function =
+    #           f(real_features, syn_features, ...) returning one loss from the class-block means of
+    #           both (CAFE's criterion_middle on each layer of net(x) -> (logits, [activations]))
 
 ``returns`` names each item of the dataset function's return value: ``channel``,
 ``im_size``, ``num_classes``, ``class_names``, ``mean``, ``std``, ``train``, ``test``,
 ``testloader``, or ``none`` for an item ddaudit fills with ``None``. Real batches
 must be drawn with ``np.random.permutation(<class index list>)[:n]`` as in
 DatasetCondensation (the draw recorder follows them).
+
+The named matching functions are checked against the shape their kind needs
+before the script's ``main`` runs (signature, and a dry call on tiny tensors where
+the function needs nothing else, see :mod:`._shapes`): a function of the wrong
+shape is refused with one line (exit 2) instead of failing inside the run.
 """
 
 from __future__ import annotations
@@ -39,12 +48,14 @@ import torch
 from ddaudit.errors import InputError, PatchError
 from ddaudit.hooks.patchers._checks import require_call_site
 from ddaudit.hooks.patchers._embed import EmbedInterceptor, ForwardFeatureInterceptor, wrapping_factory
+from ddaudit.hooks.patchers._feature_loss import FeatureLossInterceptor
 from ddaudit.hooks.patchers._gradients import RealGradientChannel
 from ddaudit.hooks.patchers._session import Patcher
+from ddaudit.hooks.patchers._shapes import check_feature_function, check_feature_loss
 from ddaudit.hooks.patchers.datasetcondensation import dataset_labels
 
 RETURN_ITEMS = ("channel", "im_size", "num_classes", "class_names", "mean", "std", "train", "test", "testloader", "none")
-KINDS = ("embed", "gradient", "feature")
+KINDS = ("embed", "gradient", "feature", "feature_loss")
 ERR_ADAPTER_FILE = "adapter file {path}: {problem}"
 ERR_ADAPTER_FIELD = "adapter file {path}: [{table}] {key} {problem}"
 ERR_MISSING_FUNCTION = "adapter {name}: expected a function {module}.{function} in {path}, found none; fix the adapter file"
@@ -72,6 +83,8 @@ class AdapterSpec:
             return f"net.{self.fields['method']} on real batches"
         if self.kind == "gradient":
             return f"{self.fields['match_module']}.{self.fields['match_function']} after a real gradient"
+        if self.kind == "feature_loss":
+            return f"{self.fields['loss_module']}.{self.fields['loss_function']} on real and synthetic features"
         return f"{self.fields['feature_module']}.{self.fields['feature_function']} on real features"
 
 
@@ -111,6 +124,7 @@ def load_adapter(path: str | Path) -> AdapterSpec:
         "embed": ("network_module", "network_function", "method"),
         "gradient": ("match_module", "match_function"),
         "feature": ("network_module", "network_function", "feature_module", "feature_function"),
+        "feature_loss": ("network_module", "network_function", "loss_module", "loss_function"),
     }[kind]
     fields = {key: _text(path, matching, "matching", key) for key in needed}
     header = data.get("adapter", {})
@@ -150,7 +164,13 @@ class AdapterPatcher(Patcher):
         elif spec.kind == "feature":
             self.features = ForwardFeatureInterceptor(session)
             self._patch(fields["network_module"], fields["network_function"], self._network(self.features.wrap_network))
-            self._patch(fields["feature_module"], fields["feature_function"], self.features.wrap_feature)
+            self._patch(fields["feature_module"], fields["feature_function"], self.features.wrap_feature,
+                        check=check_feature_function)
+        elif spec.kind == "feature_loss":
+            self.feature_loss = FeatureLossInterceptor(session)
+            self._patch(fields["network_module"], fields["network_function"], self._network(self.feature_loss.wrap_network))
+            self._patch(fields["loss_module"], fields["loss_function"], self.feature_loss.wrap_loss,
+                        check=check_feature_loss)
         else:
             require_call_site(self.codebase, session.script.name, session.source, r"CrossEntropyLoss\s*\(",
                               "build its criterion with nn.CrossEntropyLoss()")
@@ -160,19 +180,26 @@ class AdapterPatcher(Patcher):
                 session.stack.replace(torch.autograd, "grad", self.channel.patched_grad(torch.autograd.grad))
                 self._patch(fields["match_module"], fields["match_function"], self.channel.patched_match_loss)
 
-    def _patch(self, module_name: str, function: str, wrap) -> None:
-        """Patch ``module.function`` now, or in the script's namespace when the module is the script."""
+    def _patch(self, module_name: str, function: str, wrap, check=None) -> None:
+        """Patch ``module.function`` now, or in the script's namespace when the module is the script.
+
+        *check* (from :mod:`._shapes`) refuses a function of the wrong shape before it is wrapped.
+        """
         if module_name in (self.session.script.stem, "__main__"):
-            self._in_script.append((module_name, function, wrap))
+            self._in_script.append((module_name, function, wrap, check))
             return
         module = self.session.import_module(module_name)
         original = self._lookup(module, function, module_name, getattr(module, "__file__", module_name))
+        if check is not None:
+            check(original, name=self.spec.name, label=f"{module_name}.{function}")
         self.session.stack.replace(module, function, wrap(original))
 
     def prepare_script(self, namespace: dict) -> None:
         stem = self.session.script.stem
-        for _, function, wrap in self._in_script:
+        for _, function, wrap, check in self._in_script:
             original = self._lookup(namespace, function, stem, "the script")
+            if check is not None:
+                check(original, name=self.spec.name, label=f"{stem}.{function}")
             self.session.stack.replace_item(namespace, function, wrap(original), name=f"{stem}.{function}")
 
     def _lookup(self, owner, name: str, label: str, path: str):
@@ -189,6 +216,8 @@ class AdapterPatcher(Patcher):
             raise PatchError(ERR_NOT_CALLED.format(
                 name=self.spec.name, script=self.session.script.name, table="dataset",
                 what=f"{self.spec.dataset_module}.{self.spec.dataset_function}"))
+        if self.spec.kind == "feature_loss":
+            self.feature_loss.finish(self.spec.fields["loss_function"])
         super().finish()
 
     def _network(self, wrap_network):
