@@ -113,8 +113,8 @@ def runtime_settings() -> dict:
         "threads": torch.get_num_threads(),
         "cpu": cpu_model(),
         "cpu_path": cpu_path(),
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
+        "torch": str(torch.__version__),  # a str subclass that weights_only loading refuses
+        "numpy": str(numpy.__version__),
         "python": platform.python_version(),
         "ddaudit": __version__,
     }
