@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ddaudit.report._audit_report import NOT_GATED, as_report
-from ddaudit.report._rows import cell_matrix, headline_rows, interval_cells, interval_headers, interval_note
+from ddaudit.report._rows import cell_matrix, headline_rows, interval_cells, interval_headers, interval_note, runtime_parts
 
 
 def _table(header: list[str], rows: list[list[str]], align_right_from: int = 1) -> list[str]:
@@ -72,8 +72,5 @@ def to_markdown(report, gates=None) -> str:
 
 
 def _runtime_note(settings: dict) -> str:
-    """Threads and CPU path: what, besides the seed, the figures depend on (``ddaudit.reproducibility``)."""
-    parts = [f"{settings['threads']} threads" if settings.get("threads") else "",
-             f"CPU path {settings['cpu_path']}" if settings.get("cpu_path") else ""]
-    parts = [part for part in parts if part]
+    parts = runtime_parts(settings)
     return f", {', '.join(parts)}" if parts else ""

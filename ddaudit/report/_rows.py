@@ -108,3 +108,18 @@ def cell_matrix(report: AuditReport | dict) -> tuple[list[str], list[str], list[
             acc = cell.get("accuracy")
             grid[c][g] = f"{pct(acc)} ({cell['count']})" if acc is not None else f"empty ({cell['count']})"
     return classes, groups, grid
+
+
+def runtime_parts(settings: dict) -> list[str]:
+    """Threads per process, the CPU's kernel path and the torchrun process count: what, besides the seed,
+    a report's figures depend on (:mod:`ddaudit.reproducibility`)."""
+    parts = []
+    threads = settings.get("threads")
+    if threads:
+        parts.append(f"{threads} thread{'s' if threads != 1 else ''}")
+    if settings.get("cpu_path") and str(settings.get("device", "cpu")).startswith("cpu"):
+        parts.append(f"CPU path {settings['cpu_path']}")
+    count = settings.get("world_size") or 1
+    if count > 1:
+        parts.append(f"{count} processes")
+    return parts

@@ -7,7 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ddaudit.report._audit_report import as_report
-from ddaudit.report._rows import cell_matrix, headline_rows, interval_cells, interval_headers, interval_note
+from ddaudit.report._rows import cell_matrix, headline_rows, interval_cells, interval_headers, interval_note, runtime_parts
 
 
 def render_report(report, console: Console, *, show_cells: bool = True) -> None:
@@ -71,13 +71,5 @@ def render_report(report, console: Console, *, show_cells: bool = True) -> None:
 
 
 def _runtime(settings: dict) -> str:
-    """Threads per process, the CPU's kernel path and the torchrun process count: what the figures depend on."""
-    parts = []
-    if settings.get("threads"):
-        parts.append(f"{settings['threads']} thread{'s' if settings['threads'] != 1 else ''}")
-    if settings.get("cpu_path") and str(settings.get("device", "cpu")).startswith("cpu"):
-        parts.append(f"CPU path {settings['cpu_path']}")
-    count = settings.get("world_size") or 1
-    if count > 1:
-        parts.append(f"{count} processes")
+    parts = runtime_parts(settings)
     return f" ({', '.join(parts)})" if parts else ""
