@@ -45,6 +45,7 @@ from ddaudit.errors import ConfigError
 from ddaudit.io import SyntheticSet, load_synthetic
 from ddaudit.reference_cache import ReferenceCache, ReferenceStore, content_hash  # noqa: F401
 from ddaudit.report import SCHEMA, AuditReport  # noqa: F401 - SCHEMA kept importable from here
+from ddaudit.reproducibility import numerics_key, runtime_settings
 
 #: progress(phase, done, total): phase is a short human label.
 Progress = Callable[[str, int, int], None]
@@ -186,7 +187,7 @@ def measure_references(
     cache = cache if cache is not None else ReferenceCache()
     key = {"real": real.name, "meta": _plain(real.meta), "train": len(train), "space": aligned.space,
            "protocol": evaluators.protocol.to_dict(), "seeds": evaluators.seeds, "precision": evaluators.precision,
-           "content": content_hash(train.x, train.y, train.a), "runtime": _numerics()}
+           "content": content_hash(train.x, train.y, train.a), "runtime": numerics_key()}
     wanted = []
     if random:
         subset = random_subset(train, syn.labels, real.num_classes, derive_seeds(seed, 1, stream=SUBSET_STREAM)[0])
@@ -303,7 +304,6 @@ def audit(
     check_audit_options(num_eval=num_eval, n_boot=n_boot, confidence=confidence, min_group_size=min_group_size)
     from ddaudit.distributed import world_size
     from ddaudit.evaluate import resolve_precision
-    from ddaudit.reproducibility import runtime_settings
 
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
@@ -345,14 +345,6 @@ def audit(
         amplification_table(syn_result.metrics, references),
         [*aligned.warnings, *syn_result.warnings, *ref_warnings], predictions,
     )
-
-
-def _numerics() -> dict:
-    """What changes trained predictions besides data, protocol and seeds: a cache entry is reused only where it repeats."""
-    from ddaudit.reproducibility import runtime_settings
-
-    runtime = runtime_settings()
-    return {key: runtime[key] for key in ("threads", "cpu_path", "torch")}
 
 
 def _plain(meta: dict) -> dict:

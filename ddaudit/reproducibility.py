@@ -118,3 +118,10 @@ def runtime_settings() -> dict:
         "python": platform.python_version(),
         "ddaudit": __version__,
     }
+
+
+def numerics_key() -> dict:
+    """The part of :func:`runtime_settings` that changes trained weights and predictions, for cache keys:
+    an entry is reused only where recomputing it would repeat it."""
+    runtime = runtime_settings()
+    return {key: runtime[key] for key in ("threads", "cpu_path", "torch")}

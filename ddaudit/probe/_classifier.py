@@ -32,7 +32,7 @@ from torch import nn
 
 from ddaudit.data import GroupTensors
 from ddaudit.errors import ConfigError, InputError
-from ddaudit.reproducibility import cpu_path
+from ddaudit.reproducibility import numerics_key
 
 #: Bumped whenever training changes, so old cache entries are not reused.
 CLASSIFIER_VERSION = 2
@@ -252,8 +252,7 @@ def load_or_train(
     ``torch.load(weights_only=True)``; an unreadable entry is retrained and replaced.
     """
     key = content_hash(train, test, extra={**key_extra, "settings": asdict(settings), "version": CLASSIFIER_VERSION,
-                                           "num_groups": num_groups, "torch": torch.__version__.split("+")[0],
-                                           "threads": torch.get_num_threads(), "cpu_path": cpu_path()})
+                                           "num_groups": num_groups, **numerics_key()})
     path = None if cache_dir is None else Path(cache_dir) / f"probe-classifier-{key[:32]}.pt"
     started = time.perf_counter()
     if path is not None and path.exists():
