@@ -95,13 +95,19 @@ def demo_settings(preset: str, device: str, **overrides) -> DemoSettings:
         preset = "gpu" if device.startswith("cuda") else "cpu"
     if preset not in PRESETS:
         raise ConfigError(f"unknown demo preset {preset!r}; choose auto, {', '.join(PRESETS)}")
-    from ddaudit.distill._common import BATCHES, INITS
+    from ddaudit.distill._common import check_sampling
 
-    if overrides.get("batches") not in (None, *BATCHES):
-        raise ConfigError(f"unknown --batches {overrides['batches']!r}; choose {', '.join(BATCHES)}")
-    if overrides.get("init") not in (None, *INITS):
-        raise ConfigError(f"unknown --init {overrides['init']!r}; choose {', '.join(INITS)}")
+    check_sampling(batches=overrides.get("batches"), init=overrides.get("init"))
     return replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
+
+
+def demo_bias_ratio(dataset: str, bias_ratio: float | None, real_options: dict | None = None) -> float | None:
+    """The bias ratio the demo's data will have: the one given, else the preset's default (None for data
+    without one, such as ``tensors:``); refuses a spec or option the preset does not take, before any work."""
+    from ddaudit.data._registry import check_real_spec
+
+    source, _, _ = check_real_spec(dataset, **(real_options or {}), bias_ratio=bias_ratio)
+    return bias_ratio if bias_ratio is not None else source.options.get("bias_ratio")
 
 
 def run_demo(
@@ -109,7 +115,7 @@ def run_demo(
     *,
     out_dir: Path,
     dataset: str = "cmnist-fg",
-    bias_ratio: float | None = 0.9,
+    bias_ratio: float | None = None,
     real_options: dict | None = None,
     seed: int = 0,
     device: str = "cpu",
@@ -128,6 +134,7 @@ def run_demo(
     from ddaudit.mitigate.bias_model import BiasModelSettings
     from ddaudit.mitigate.without_labels import LabelFreeSettings, label_free, recovery_summary
 
+    bias_ratio = demo_bias_ratio(dataset, bias_ratio, real_options)
     real = load_real(dataset, **{**(real_options or {}), "bias_ratio": bias_ratio})
     if real.train is None or len(real.train) == 0:
         raise InputError(ERR_NO_TRAIN.format(name=real.name))

@@ -49,8 +49,7 @@ def demo(
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files in --out and --json.")] = False,
 ) -> None:
     from ddaudit.cli._common import parse_key_values
-    from ddaudit.data._registry import check_real_spec
-    from ddaudit.demo import VARIANTS, demo_outputs, demo_settings, run_demo
+    from ddaudit.demo import VARIANTS, demo_bias_ratio, demo_outputs, demo_settings, run_demo
     from ddaudit.devices import resolve_device
     from ddaudit.preflight import check_counts, check_fraction, check_output_folder, check_outputs
     from ddaudit.report import to_markdown, write_json, write_text
@@ -61,9 +60,7 @@ def demo(
     if bias_ratio is not None:
         check_fraction(bias_ratio, "--bias-ratio")
     options = parse_key_values(real_option, "--real-option")
-    source, _, _ = check_real_spec(dataset, **options, bias_ratio=bias_ratio)
-    if bias_ratio is None:
-        bias_ratio = source.options.get("bias_ratio")
+    bias_ratio = demo_bias_ratio(dataset, bias_ratio, options)
     device = resolve_device(device)
     settings = demo_settings(preset, device, ipc=ipc, iterations=iterations, num_eval=num_eval, eval_epochs=eval_epochs,
                              surrogate_epochs=surrogate_epochs, batches=batches, init=init)

@@ -62,6 +62,14 @@ def check_positive(name: str, value) -> int:
     return value
 
 
+def check_sampling(*, batches: str | None = None, init: str | None = None) -> None:
+    """Refuse an unknown ``batches`` or ``init`` (None: not given) before any work."""
+    if init is not None and init not in INITS:
+        raise ConfigError(ERR_INIT.format(init=init))
+    if batches is not None and batches not in BATCHES:
+        raise ConfigError(ERR_BATCHES.format(batches=batches))
+
+
 def check_common(real, *, num_classes: int, ipc: int, iterations: int, mode: str, weights, init: str,
                  batches: str = "uniform", sample_weights=None):
     """Validate the arguments every distiller takes; return the weights as a float tensor (or None)."""
@@ -74,10 +82,7 @@ def check_common(real, *, num_classes: int, ipc: int, iterations: int, mode: str
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
         raise ConfigError(ERR_ITERATIONS.format(value=iterations))
     check_mode(mode)
-    if init not in INITS:
-        raise ConfigError(ERR_INIT.format(init=init))
-    if batches not in BATCHES:
-        raise ConfigError(ERR_BATCHES.format(batches=batches))
+    check_sampling(batches=batches, init=init)
     if batches == "balanced" and sample_weights is not None:
         raise ConfigError(ERR_BALANCED_WEIGHTED)
     if mode == "weights":
