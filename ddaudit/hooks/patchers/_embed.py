@@ -146,6 +146,16 @@ def wrapping_factory(original, wrap_network):
     return build
 
 
+def wrap_method_once(net, name: str, make):
+    """Replace method *name* of *net* (of its ``module`` under DataParallel) by ``make(method)``, once:
+    a method already wrapped by ddaudit is left as it is. Returns *net*."""
+    target = net.module if isinstance(net, torch.nn.DataParallel) else net
+    method = getattr(target, name)
+    if not getattr(method, "__ddaudit_fair__", False):
+        setattr(target, name, make(method))
+    return net
+
+
 class EmbedInterceptor:
     """Wraps the embedding method (``net.embed``; IDM: ``embed_channel_avg``) of every network built."""
 
@@ -162,9 +172,7 @@ class EmbedInterceptor:
             raise PatchError(
                 ERR_NO_EMBED.format(codebase=self.session.codebase, kind=type(target).__name__, method=self.method)
             )
-        if not getattr(embed, "__ddaudit_fair__", False):
-            setattr(target, self.method, self.wrap(embed))
-        return net
+        return wrap_method_once(net, self.method, self.wrap)
 
     def wrap(self, embed):
         @functools.wraps(embed)
@@ -200,10 +208,7 @@ class ForwardFeatureInterceptor:
         self._plan = None
 
     def wrap_network(self, net):
-        target = net.module if isinstance(net, torch.nn.DataParallel) else net
-        if not getattr(target.forward, "__ddaudit_fair__", False):
-            target.forward = self._forward(target.forward)
-        return net
+        return wrap_method_once(net, "forward", self._forward)
 
     def _forward(self, forward):
         session = self.session

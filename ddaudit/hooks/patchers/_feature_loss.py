@@ -30,7 +30,7 @@ import sys
 import torch
 
 from ddaudit.errors import PatchError
-from ddaudit.hooks.patchers._embed import BlockRescaler
+from ddaudit.hooks.patchers._embed import BlockRescaler, wrap_method_once
 from ddaudit.mitigate.groups import row_scales, sync_scale
 
 ERR_NOT_A_LOSS = (
@@ -56,10 +56,7 @@ class FeatureLossInterceptor:
         self.passed = 0
 
     def wrap_network(self, net):
-        target = net.module if isinstance(net, torch.nn.DataParallel) else net
-        if not getattr(target.forward, "__ddaudit_fair__", False):
-            target.forward = self._forward(target.forward)
-        return net
+        return wrap_method_once(net, "forward", self._forward)
 
     def _forward(self, forward):
         session = self.session
