@@ -13,8 +13,6 @@ import re
 
 from ddaudit.errors import ConfigError
 
-#: The device strings ``--device`` accepts, as help texts show them.
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 DEVICE_HELP = "auto (a GPU if there is one), cpu, cuda, cuda:N or mps."
 
 _PATTERN = re.compile(r"^(auto|cpu|mps|cuda(?::(\d+))?)$")

@@ -19,6 +19,9 @@ EXIT_INCONCLUSIVE = 3
 #: An unexpected internal error (a bug in ddaudit).
 EXIT_INTERNAL = 101
 
+#: A report's gate status, named once for the gates that decide it and the renderers that show it.
+PASS, FAIL, INCONCLUSIVE, NOT_GATED = "pass", "fail", "inconclusive", "not_gated"
+
 
 class DDAuditError(Exception):
     """A problem the user can fix; the message is one line and says how."""

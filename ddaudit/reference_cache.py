@@ -7,34 +7,18 @@ memory (several audits of one run share them, e.g. the demo's two sets) and,
 for the expensive full-data reference, on disk under ``cache_dir``.
 
 The key holds a SHA-256 of the *whole* content of the training tensors
-(:func:`content_hash`), so a dataset changed anywhere, even in one pixel,
+(:func:`ddaudit.hashing.content_hash`), so a dataset changed anywhere, even in one pixel,
 misses the cache instead of being served stale predictions.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 
-
-def content_hash(*tensors: torch.Tensor) -> str:
-    """SHA-256 of the dtypes, shapes and every byte of *tensors*."""
-    digest = hashlib.sha256()
-    for tensor in tensors:
-        array = np.ascontiguousarray(tensor.detach().cpu().numpy())
-        digest.update(f"{array.dtype.str}{array.shape};".encode())
-        digest.update(memoryview(array).cast("B"))
-    return digest.hexdigest()
-
-
-def cache_key(payload: dict) -> str:
-    """A short stable name for a JSON-able description of a computation."""
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+from ddaudit.hashing import cache_key, content_hash  # noqa: F401 - importable from here as before
 
 
 class ReferenceCache:

@@ -51,12 +51,14 @@ def test_auto_and_cpu_resolve_and_a_missing_gpu_is_a_config_error():
 
 def test_every_entry_point_uses_the_same_resolver():
     from ddaudit import auditing
-    from ddaudit.mitigate import surrogate
+    from ddaudit.mitigate import bias_model, surrogate, without_labels
 
     assert auditing.resolve_device is resolve_device
-    assert surrogate.resolve_device("cpu") == torch.device("cpu")
-    with pytest.raises(ConfigError):
-        surrogate.resolve_device("tpu")
+    assert surrogate.resolve_device is resolve_device
+    with pytest.raises(ConfigError, match="unknown --device 'tpu'"):
+        bias_model.train_bias_model(torch.zeros(2, 1, 4, 4), torch.tensor([0, 1]), device="tpu")
+    with pytest.raises(ConfigError, match="unknown --device 'tpu'"):
+        without_labels.label_free((torch.zeros(2, 1, 4, 4), torch.tensor([0, 1])), device="tpu")
 
 
 # ---------------------------------------------------------------- plain output

@@ -548,7 +548,6 @@ def test_registering_a_reader_extends_detection(tmp_path, monkeypatch):
         return SyntheticSet(torch.zeros(n, 1, 2, 2), labels, "custom", str(p))
 
     assert io.available_formats()[0] == "custom"
-    assert io.describe_formats()["custom"] == "One custom set."
     assert io.load_synthetic(path).num_images == 3
     with pytest.raises(ValueError, match="already registered"):
         io.register_reader("dc")(read_custom)

@@ -315,7 +315,7 @@ def test_surrogate_errors():
     assert str(info.value) == surrogate.ERR_SETTING.format(name="epochs", value=0)
     with pytest.raises(ConfigError) as info:
         resolve_device("cuda:99")
-    assert str(info.value) == surrogate.ERR_DEVICE.format(device="cuda:99")
+    assert str(info.value).startswith("--device cuda:99 was asked for but")
     with pytest.raises(InputError):
         train_surrogate(torch.randn(4, 3, 8), torch.zeros(4, dtype=torch.long))
 
@@ -484,7 +484,7 @@ def test_cli_writes_aligned_weights_and_groups(tmp_path):
     "flags, message",
     [
         (["--bandwidth", "wide"], kde.ERR_BANDWIDTH.format(value="wide")),
-        (["--device", "cuda:99"], surrogate.ERR_DEVICE.format(device="cuda:99")),
+        (["--device", "cuda:99"], "--device cuda:99 was asked for but"),
         (["--pseudo-groups", "PSEUDO", "--pseudo-method", "kmeans"], "--pseudo-method kmeans needs --n-groups"),
         (["--pseudo-method", "optics"], "--pseudo-method must be 'prediction', 'dbscan' or 'kmeans'"),
         (["--surrogate", "supcon"], "--pseudo-method prediction needs --surrogate bias"),

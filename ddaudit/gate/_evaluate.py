@@ -28,12 +28,11 @@ import math
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
-from ddaudit.errors import EXIT_GATE_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, ConfigError
-from ddaudit.gate._rule import FAIL, INCONCLUSIVE, PASS, decide, settle_hint
+from ddaudit.errors import EXIT_GATE_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, NOT_GATED, ConfigError
+from ddaudit.gate._rule import FAIL, INCONCLUSIVE, PASS, decide, meets, settle_hint
 from ddaudit.gate._settings import GateSettings
 from ddaudit.gate._thresholds import AT_MOST, THRESHOLDS, Threshold
 
-NOT_GATED = "not_gated"
 
 MISSING_VALUE_REASON = "the report has no {metric}"
 UNDEFINED_VALUE_REASON = "{metric} is undefined (NaN or empty) in the report"
@@ -318,23 +317,22 @@ def _decide_on_point(threshold: Threshold, limit: float, entry: dict, gate_on: s
 
 
 def _decide_on_interval(threshold: Threshold, limit: float, entry: dict) -> _Decision:
-    """Pass only if the pessimistic end holds, fail only if even the optimistic end fails."""
+    """A legacy ``ci`` entry under the one rule of :func:`._rule.decide`."""
     interval = entry.get("ci")
     bounds = [_number(end) for end in interval] if isinstance(interval, (list, tuple)) and len(interval) == 2 else None
     basis = "ci_high" if threshold.operator == AT_MOST else "ci_low"
     if bounds is None or any(end is None or not math.isfinite(end) for end in bounds):
         return _Decision(None, False, True, MISSING_INTERVAL_REASON.format(metric=threshold.metric), basis)
     low, high = sorted(bounds)
-    pessimistic, optimistic = (high, low) if threshold.operator == AT_MOST else (low, high)
-    if _holds(threshold, pessimistic, limit):
-        return _Decision(pessimistic, True, False, "", basis)
-    if not _holds(threshold, optimistic, limit):
-        return _Decision(pessimistic, False, False, "", basis)
-    return _Decision(pessimistic, False, True, STRADDLE_REASON.format(low=low, high=high, threshold=limit), basis)
+    verdict = decide(threshold.operator, limit, low, high)
+    basis = verdict.basis.replace("interval_", "ci_")
+    if verdict.outcome == INCONCLUSIVE:
+        return _Decision(verdict.value, False, True, STRADDLE_REASON.format(low=low, high=high, threshold=limit), basis)
+    return _Decision(verdict.value, verdict.outcome == PASS, False, "", basis)
 
 
 def _holds(threshold: Threshold, value: float, limit: float) -> bool:
-    return value <= limit if threshold.operator == AT_MOST else value >= limit
+    return meets(threshold.operator, value, limit)
 
 
 def _lookup(report: dict, path: tuple[str, ...]) -> dict | None:

@@ -19,9 +19,8 @@ from __future__ import annotations
 import math
 from typing import NamedTuple, Sequence
 
+from ddaudit.errors import FAIL, INCONCLUSIVE, PASS  # noqa: F401 - re-exported for the gate package
 from ddaudit.gate._thresholds import AT_MOST
-
-PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 
 #: Above this factor the hint says "more than" instead of a number: the 1/sqrt(n) rule is rough.
 LARGEST_FACTOR = 100.0

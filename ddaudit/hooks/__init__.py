@@ -8,6 +8,7 @@ Patchers for third-party codebases live in :mod:`ddaudit.hooks.patchers`
 
 from __future__ import annotations
 
+from ddaudit._lazy import lazy_getattr
 from ddaudit.hooks.context import GroupContext, GroupTagged, current_group_context, group_context
 from ddaudit.hooks.fair_matching import FairMatchingLoss, MatchingStats, SmallGroupWarning, fair_matching
 
@@ -24,10 +25,5 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    """``patch`` loads the patcher machinery only when asked for."""
-    if name == "patch":
-        from ddaudit.hooks.patchers import patch
-
-        return patch
-    raise AttributeError(f"module 'ddaudit.hooks' has no attribute {name!r}")
+#: ``patch`` loads the patcher machinery only when asked for.
+__getattr__ = lazy_getattr(__name__, {".patchers": ("patch",)})

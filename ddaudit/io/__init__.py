@@ -9,7 +9,6 @@ Every file is opened without running code: ``torch.load(weights_only=True)``,
 from ddaudit.io._types import SyntheticSet
 from ddaudit.io._registry import (
     available_formats,
-    describe_formats,
     detect_format,
     load_synthetic,
     register_reader,
@@ -24,7 +23,6 @@ __all__ = [
     "SyntheticSet",
     "available_formats",
     "decode_multiformation",
-    "describe_formats",
     "detect_format",
     "load_synthetic",
     "read_lr",

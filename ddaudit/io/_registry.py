@@ -73,11 +73,6 @@ def available_formats() -> list[str]:
     return [entry.name for entry in _in_detection_order()]
 
 
-def describe_formats() -> dict[str, str]:
-    """Format name -> one-line description, for help texts."""
-    return {entry.name: entry.description for entry in _in_detection_order()}
-
-
 def _available_text() -> str:
     return ", ".join(available_formats())
 

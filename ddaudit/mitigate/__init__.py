@@ -11,8 +11,7 @@ recovers the true groups. The heavier modules load on first use.
 
 from __future__ import annotations
 
-import importlib
-
+from ddaudit._lazy import lazy_getattr
 from ddaudit.mitigate.groups import (
     MODES,
     check_groups,
@@ -25,16 +24,14 @@ from ddaudit.mitigate.groups import (
 )
 
 _LAZY = {
-    **{name: "kde" for name in (
-        "kde_weights", "kde_log_density", "class_log_density", "inverse_density_weights",
-        "effective_sample_size", "median_ess_fraction", "power_for_ess", "select_bandwidth", "save_weights",
-        "load_weights",
-    )},
-    **{name: "without_labels" for name in ("label_free", "LabelFreeSettings", "LabelFreeResult")},
-    **{name: "bias_model" for name in ("BiasModelSettings", "train_bias_model", "gce_loss")},
-    **{name: "surrogate" for name in ("SurrogateSettings", "supcon_loss", "train_surrogate", "surrogate_embeddings")},
-    **{name: "pseudo_groups" for name in ("save_groups", "load_groups")},
-    **{name: "recovery" for name in ("weight_recovery", "group_recovery", "recovery_report")},
+    ".kde": ("kde_weights", "kde_log_density", "class_log_density", "inverse_density_weights",
+             "effective_sample_size", "median_ess_fraction", "power_for_ess", "select_bandwidth", "save_weights",
+             "load_weights"),
+    ".without_labels": ("label_free", "LabelFreeSettings", "LabelFreeResult"),
+    ".bias_model": ("BiasModelSettings", "train_bias_model", "gce_loss"),
+    ".surrogate": ("SurrogateSettings", "supcon_loss", "train_surrogate", "surrogate_embeddings"),
+    ".pseudo_groups": ("save_groups", "load_groups"),
+    ".recovery": ("weight_recovery", "group_recovery", "recovery_report"),
 }
 
 __all__ = [
@@ -46,13 +43,8 @@ __all__ = [
     "row_scales",
     "sync_scale",
     "target_weights",
-    *_LAZY,
+    *(name for names in _LAZY.values() for name in names),
 ]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"ddaudit.mitigate.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'ddaudit.mitigate' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -124,7 +124,7 @@ def train_bias_model(
     plateau rule the last call jumps to the maximum.
     """
     from ddaudit.evaluate import create_model
-    from ddaudit.mitigate.surrogate import resolve_device
+    from ddaudit.devices import resolve_device
 
     if (
         not isinstance(images, torch.Tensor) or images.dim() != 4 or not images.is_floating_point()

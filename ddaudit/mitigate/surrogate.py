@@ -22,13 +22,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ddaudit.devices import resolve_device
 from ddaudit.errors import ConfigError, InputError
 
 ERR_TEMPERATURE = "temperature must be a positive number; got {value!r}."
 ERR_FEATURES = "features must be (N, D) and labels (N,) with the same N; got {features} and {labels}."
 ERR_IMAGES = "images must be a float tensor (N, C, H, W) with labels (N,); got {images} and {labels}."
 ERR_SETTING = "surrogate setting {name}={value!r} must be a positive number (a whole number for sizes and epochs)."
-ERR_DEVICE = "device {device!r} is not available here; use 'auto', 'cpu' or an existing 'cuda:N'."
 
 
 def supcon_loss(features: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
@@ -122,16 +122,6 @@ def random_affine_views(x: torch.Tensor, generator: torch.Generator, max_shift: 
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """:func:`ddaudit.devices.resolve_device` as a ``torch.device``, with this module's message."""
-    from ddaudit.devices import resolve_device as resolve
-
-    try:
-        return torch.device(resolve(device))
-    except ConfigError:
-        raise ConfigError(ERR_DEVICE.format(device=str(device))) from None
-
-
 def _check_images(images: torch.Tensor, labels: torch.Tensor) -> None:
     if (
         not isinstance(images, torch.Tensor)
@@ -171,7 +161,7 @@ def train_surrogate(
     *device*.
     """
     _check_images(images, labels)
-    device = resolve_device(device)
+    device = torch.device(resolve_device(device))
     num_classes = int(labels.max()) + 1 if num_classes is None else num_classes
     model = build_surrogate(settings, images.shape[1], num_classes, tuple(images.shape[2:])).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
@@ -209,7 +199,7 @@ def embed_images(
     model: SupConSurrogate, images: torch.Tensor, *, batch_size: int = 1024, device: str | torch.device | None = None
 ) -> torch.Tensor:
     """Unit-norm surrogate embeddings (N, proj_dim) of *images*, in their order, on CPU."""
-    device = next(model.parameters()).device if device is None else resolve_device(device)
+    device = next(model.parameters()).device if device is None else torch.device(resolve_device(device))
     model = model.to(device).eval()
     chunks = [model(images[i : i + batch_size].to(device)).cpu() for i in range(0, images.shape[0], batch_size)]
     if not chunks:

@@ -165,7 +165,7 @@ def label_free(
     """
     from ddaudit.mitigate.kde import class_log_density, effective_sample_size, inverse_density_weights, median_ess_fraction, power_for_ess
     from ddaudit.mitigate.pseudo_groups import pseudo_groups
-    from ddaudit.mitigate.surrogate import resolve_device
+    from ddaudit.devices import resolve_device
 
     images, labels, real = _training_tensors(data)
     if labels.numel() == 0:

@@ -17,8 +17,6 @@ probe of another set on the same data costs only the predictions.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -28,6 +26,8 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from ddaudit import hashing
 from torch import nn
 
 from ddaudit.data import GroupTensors
@@ -85,18 +85,9 @@ def build_classifier(channel: int, num_groups: int, im_size: tuple[int, int], se
 
 
 def content_hash(*parts: GroupTensors | None, extra: dict | None = None) -> str:
-    """SHA-256 over the tensors' bytes (pixels, classes, groups) and *extra* settings."""
-    digest = hashlib.sha256()
-    for part in parts:
-        if part is None:
-            digest.update(b"none")
-            continue
-        for tensor in (part.x, part.y, part.a):
-            array = np.ascontiguousarray(tensor.detach().cpu().numpy())
-            digest.update(str((array.dtype.str, array.shape)).encode())
-            digest.update(array.tobytes())
-    digest.update(json.dumps(extra or {}, sort_keys=True, default=str).encode())
-    return digest.hexdigest()
+    """SHA-256 over the parts' pixels, classes and groups (a missing part named as such) and *extra* settings."""
+    data = [None if part is None else hashing.content_hash(part.x, part.y, part.a) for part in parts]
+    return hashing.payload_hash({"data": data, "extra": extra or {}})
 
 
 def cell_balanced_weights(y: torch.Tensor, a: torch.Tensor, num_groups: int) -> torch.Tensor:

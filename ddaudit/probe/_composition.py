@@ -29,18 +29,6 @@ from scipy.optimize import nnls
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import entropy
 
-#: Keys of the per-class entries and summaries, in the order views show them.
-SUMMARY_KEYS = (
-    "mean_majority_share",
-    "max_majority_share",
-    "mean_majority_weight",
-    "max_majority_weight",
-    "mean_groups_covered",
-    "mean_normalized_entropy",
-    "mean_js_real",
-    "mean_js_uniform",
-)
-
 
 def distribution(counts: Sequence[float]) -> np.ndarray:
     """Counts as shares summing to 1 (all zeros stay zeros)."""

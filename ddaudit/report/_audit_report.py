@@ -23,12 +23,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from ddaudit import __version__
+from ddaudit.errors import NOT_GATED
 from ddaudit.report._files import json_ready
 
 #: The schema string every saved report carries.
 SCHEMA = "ddaudit.report/1"
-#: ``status`` of a report no gate was decided on.
-NOT_GATED = "not_gated"
 #: Keys of the JSON that hold a gate outcome rather than the audit itself.
 GATE_KEYS = ("status", "gates", "gate_settings")
 
@@ -175,11 +174,6 @@ class AuditReport:
         if name in {f.name for f in fields(self)} or name in GATE_KEYS:
             raise ValueError(f"{name!r} is a field of the report, not a section")
         return replace(self, sections={**self.sections, name: value})
-
-    @property
-    def label(self) -> str:
-        """How tables, JUnit suites and annotations name the report: its distilled set."""
-        return str(self.synthetic.get("path") or "report")
 
     def save_predictions(self, path: str | Path) -> None:
         """Write y_true, group and per-evaluator predictions so anyone can recompute."""

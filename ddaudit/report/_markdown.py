@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ddaudit.report._audit_report import NOT_GATED, as_report
+from ddaudit.errors import NOT_GATED
+from ddaudit.report._audit_report import as_report
 from ddaudit.report._rows import cell_matrix, headline_rows, interval_cells, interval_headers, interval_note, runtime_parts
 
 

@@ -17,7 +17,7 @@ undoes them on exit (also on error) and leaves what it did in ``s.summary``.
 """
 
 from ddaudit.hooks.patchers._groups import GroupTable, InjectedDataset, load_groups, load_vector
-from ddaudit.hooks.patchers._registry import available_codebases, get_patcher, register_patcher
+from ddaudit.hooks.patchers._registry import get_patcher, register_patcher
 from ddaudit.hooks.patchers._session import Patcher, PatchSession, patch, run
 from ddaudit.hooks.patchers._stack import PatchStack
 from ddaudit.hooks.patchers._summary import SUMMARY_SCHEMA, RunSummary
@@ -33,7 +33,6 @@ __all__ = [
     "Patcher",
     "RunSummary",
     "SUMMARY_SCHEMA",
-    "available_codebases",
     "get_patcher",
     "load_groups",
     "load_vector",

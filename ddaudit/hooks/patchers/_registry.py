@@ -35,8 +35,3 @@ def get_patcher(name: str) -> type:
         return _PATCHERS[key]
     except KeyError:
         raise ConfigError(ERR_UNKNOWN_CODEBASE.format(name=name, valid=", ".join(_PATCHERS))) from None
-
-
-def available_codebases() -> dict[str, str]:
-    """Registered codebase names mapped to the first line of their patcher's docstring."""
-    return {name: (cls.__doc__ or "").strip().splitlines()[0] for name, cls in _PATCHERS.items()}
