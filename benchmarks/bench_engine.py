@@ -11,6 +11,7 @@ predictions the two engines agree on.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import platform
 import time
@@ -67,6 +68,8 @@ def main() -> None:
     batched_s, batched_pred = _time_engine("batched", x, y, test_x, protocol, seeds, device, args.max_batched)
 
     result = {
+        "bench": "engine",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
@@ -75,6 +78,7 @@ def main() -> None:
         "epochs": args.epochs,
         "ipc": args.ipc,
         "aug": args.aug,
+        "test_images": args.test_images,
         "sequential_s": round(sequential_s, 3),
         "batched_s": round(batched_s, 3),
         "speedup": round(sequential_s / batched_s, 3),

@@ -25,6 +25,10 @@ ratio reference / ddaudit, both mean accuracies and the system-time shares.
     git clone https://github.com/VICO-UoE/DatasetCondensation /tmp/DatasetCondensation
     python benchmarks/bench_vs_reference.py --dc-path /tmp/DatasetCondensation --epochs 30 --num-eval 2
     python benchmarks/bench_vs_reference.py --dc-path /tmp/DatasetCondensation --epochs 1000 --num-eval 1
+    python benchmarks/bench_vs_reference.py --dc-path /tmp/DatasetCondensation --device cuda --epochs 300
+
+``--device cuda`` puts both sides on the GPU (the reference's ``args.device``, ``check --device``);
+``--real-option n_test=5`` shrinks the shared test set (smoke runs).
 """
 
 from __future__ import annotations
@@ -43,13 +47,14 @@ from pathlib import Path
 
 import torch
 
+from ddaudit.cli._common import parse_key_values
 from ddaudit.data import load_real
 
 # Runs in its own interpreter with the checkout first on sys.path; imports nothing from ddaudit.
 REFERENCE_DRIVER = r"""
 import argparse, json, sys, time
 import torch
-checkout, data_path, epochs, evaluators, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+checkout, data_path, epochs, evaluators, threads, device = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
 torch.set_num_threads(threads)
 sys.path.insert(0, checkout)
 from utils import ParamDiffAug, evaluate_synset, get_network  # the checkout's own code, unmodified
@@ -58,7 +63,7 @@ images, labels = data["train_x"], data["train_y"]
 test = torch.utils.data.TensorDataset(data["test_x"], data["test_y"])
 testloader = torch.utils.data.DataLoader(test, batch_size=256, shuffle=False, num_workers=0)  # as DC's get_dataset
 args = argparse.Namespace(
-    device="cpu", lr_net=0.01, epoch_eval_train=epochs, batch_train=256, dsa=True,
+    device=device, lr_net=0.01, epoch_eval_train=epochs, batch_train=256, dsa=True,
     dsa_strategy="color_crop_cutout_flip_scale_rotate", dsa_param=ParamDiffAug(), dc_aug_param=None,
 )
 accuracies = []
@@ -70,9 +75,9 @@ print("RESULT " + json.dumps({"accuracies": accuracies}))
 """
 
 
-def build_inputs(folder: Path, ipc: int, seed: int) -> tuple[Path, Path]:
+def build_inputs(folder: Path, ipc: int, seed: int, options: dict | None = None) -> tuple[Path, Path]:
     """The distilled stand-in (real digits, DC format) and one file with both sides' tensors."""
-    real = load_real("cmnist-fg")
+    real = load_real("cmnist-fg", **(options or {}))
     generator = torch.Generator().manual_seed(seed)
     rows = torch.cat([
         members[torch.randperm(len(members), generator=generator)[:ipc]]
@@ -108,6 +113,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads on both sides")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="both sides' device: cpu or cuda")
+    parser.add_argument("--real-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="cmnist-fg option for both sides, e.g. n_test=5 (smoke runs)")
     parser.add_argument("--check-args", default="", help="extra ddaudit check arguments, e.g. '--precision fp32'")
     parser.add_argument("--cold-compile-cache", action="store_true",
                         help="give ddaudit an empty torch.compile cache (TORCHINDUCTOR_CACHE_DIR) in every repeat")
@@ -117,12 +125,14 @@ def main() -> None:
     env = {**os.environ, "CI": "1", "OMP_NUM_THREADS": str(args.threads)}
     ddaudit = str(Path(sys.executable).parent / "ddaudit")
     with tempfile.TemporaryDirectory() as tmp:
-        set_path, tensors_path = build_inputs(Path(tmp), args.ipc, args.seed)
+        options = parse_key_values(args.real_option, "--real-option")
+        set_path, tensors_path = build_inputs(Path(tmp), args.ipc, args.seed, options)
         report_path = Path(tmp) / "report.json"
         reference_cmd = [sys.executable, "-c", REFERENCE_DRIVER, str(args.dc_path.resolve()), str(tensors_path),
-                         str(args.epochs), str(args.num_eval), str(args.threads)]
+                         str(args.epochs), str(args.num_eval), str(args.threads), args.device]
         check_cmd = [ddaudit, "check", str(set_path), "--real", "cmnist-fg", "--epochs", str(args.epochs + 1),
-                     "--num-eval", str(args.num_eval), "--no-reference", "--seed", str(args.seed),
+                     "--num-eval", str(args.num_eval), "--no-reference", "--seed", str(args.seed), "--device", args.device,
+                     *[f"--real-option={pair}" for pair in args.real_option],
                      *args.check_args.split(), "--json", str(report_path), "--force"]
         for repeat in range(args.repeat):
             proc, ref_time = timed(reference_cmd, env)
@@ -137,6 +147,8 @@ def main() -> None:
                 sys.exit(f"ddaudit check failed:\n{proc.stderr[-3000:]}")
             report = json.loads(report_path.read_text())
             print(json.dumps({
+                "bench": "vs_reference", "device": args.device,
+                "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
                 "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 "cpu": _cpu_name(), "cpu_count": os.cpu_count(), "threads": args.threads, "torch": torch.__version__,
                 "repeat": repeat, "ipc": args.ipc, "evaluators": args.num_eval, "reference_epoch_eval_train": args.epochs,

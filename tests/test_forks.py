@@ -340,10 +340,14 @@ def test_adapter_gradient_and_feature_kinds_reproduce_the_built_in_patchers(tmp_
     assert session.summary.intercepted_calls == builtin.summary.intercepted_calls > 0
 
 
-def test_device_accepts_only_cpu_and_the_summary_names_the_fork():
-    result = CliRunner().invoke(app, ["run", "-c", "fairdd", "--dataset", "cmnist-fg", "--device", "cuda", "--",
+def test_device_accepts_only_cpu_and_cuda_and_the_summary_names_the_fork():
+    result = CliRunner().invoke(app, ["run", "-c", "fairdd", "--dataset", "cmnist-fg", "--device", "tpu", "--",
                                       str(FAIRDD / "main_DM.py")])
-    assert result.exit_code == 2 and "--device must be 'cpu'" in result.output
+    assert result.exit_code == 2 and "--device must be 'cpu' or 'cuda'" in result.output
+    if not torch.cuda.is_available():  # --device cuda without a GPU is refused before the script starts
+        result = CliRunner().invoke(app, ["run", "-c", "fairdd", "--dataset", "cmnist-fg", "--device", "cuda", "--",
+                                          str(FAIRDD / "main_DM.py")])
+        assert result.exit_code == 2 and "torch sees no CUDA GPU" in result.output and "Traceback" not in result.output
     none = CliRunner().invoke(app, ["run", "--dataset", "cmnist-fg", "--", str(FAIRDD / "main_DM.py")])
     assert none.exit_code == 2 and "--adapter FILE" in none.output
 

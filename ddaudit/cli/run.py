@@ -56,7 +56,7 @@ def run(
     min_group_size: Annotated[int, typer.Option(help="Groups with fewer rows in a real batch are skipped.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed for python, numpy and torch, and the pinned clock the codebase reseeds from.")] = 0,
     experts: Annotated[Experts, typer.Option(help="mtt buffer.py: sample (group-balanced batches) or reweight (weighted cross-entropy).")] = Experts.sample,
-    device: Annotated[Optional[str], typer.Option(help="cpu: run a script that hard-codes .cuda() / device='cuda' on the CPU (smoke runs, CI); undone on exit.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu: run a script that hard-codes .cuda() / device='cuda' on the CPU (smoke runs, CI); undone on exit. cuda: leave the script on its GPU, refused up front where torch sees none.")] = None,
     summary: Annotated[Optional[Path], typer.Option(help="Write the run summary as JSON (patched names, intercepted calls, groups per class).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --summary file.")] = False,
 ) -> None:

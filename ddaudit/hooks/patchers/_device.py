@@ -14,6 +14,10 @@ CI). Editing the checkout is not an option, so while the script runs:
 - ``torch.cuda.empty_cache``/``synchronize`` become no-ops.
 
 The mode is exited and the functions restored when the patch stack closes.
+
+``--device cuda`` leaves the script's devices alone but refuses to start, before
+any work, where torch sees no GPU: a GPU run that would silently fall back to the
+CPU (``'cuda' if torch.cuda.is_available() else 'cpu'``) fails in one line instead.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from __future__ import annotations
 import torch
 from torch.overrides import TorchFunctionMode
 
-ERR_DEVICE = "--device must be 'cpu' (or omitted to leave the script's devices alone); got {device!r}"
-DEVICES = ("cpu",)
+ERR_DEVICE = "--device must be 'cpu' or 'cuda' (or omitted to leave the script's devices alone); got {device!r}"
+ERR_NO_CUDA = "--device cuda: torch sees no CUDA GPU here (torch {version}); use --device cpu to run the script on the CPU"
+DEVICES = ("cpu", "cuda")
 
 _CPU = torch.device("cpu")
 
@@ -61,3 +66,11 @@ def force_cpu(stack) -> None:
     mode.__enter__()
     stack.callback(lambda: mode.__exit__(None, None, None))
     stack.names.append("torch device 'cuda' -> 'cpu' (TorchFunctionMode)")
+
+
+def require_cuda() -> None:
+    """Refuse ``--device cuda`` on a machine where torch sees no GPU."""
+    from ddaudit.errors import ConfigError
+
+    if not torch.cuda.is_available():
+        raise ConfigError(ERR_NO_CUDA.format(version=torch.__version__))

@@ -22,7 +22,7 @@ import torch
 import ddaudit
 from ddaudit.errors import ConfigError, InputError, PatchError
 from ddaudit.hooks.patchers._checks import ERR_NO_MODULE, require_call_site
-from ddaudit.hooks.patchers._device import DEVICES, ERR_DEVICE, force_cpu
+from ddaudit.hooks.patchers._device import DEVICES, ERR_DEVICE, force_cpu, require_cuda
 from ddaudit.hooks.patchers._draws import DrawRecorder
 from ddaudit.hooks.patchers._experts import check_strategy
 from ddaudit.hooks.patchers._groups import GroupTable, InjectedDataset, load_groups, load_vector
@@ -191,6 +191,8 @@ class PatchSession:
             raise ConfigError(ERR_EXPERTS)
         if device is not None and device not in DEVICES:
             raise ConfigError(ERR_DEVICE.format(device=device))
+        if device == "cuda":
+            require_cuda()
         self.device = device
         self._groups_arg, self._weights_arg = groups, weights
         self._dataset_arg, self._dataset_options = dataset, dict(dataset_options or {})
