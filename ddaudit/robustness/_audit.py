@@ -142,13 +142,16 @@ def cell_figures(y: np.ndarray, a: np.ndarray, preds: np.ndarray, num_classes: i
     """Accuracy, worst-group accuracy and DEO_M (means over evaluators, gating intervals) and per-cell accuracy."""
     from ddaudit.metrics import accuracy, deo, worst_group_accuracy
     from ddaudit.metrics._counts import cell_accuracy, count_table
-    from ddaudit.metrics._intervals import interval_table
+    from ddaudit.metrics._counts import cell_ids
+    from ddaudit.metrics._intervals import disagreement, interval_table
 
     correct, total = count_table(y, a, preds, num_classes, num_groups)
+    shared = disagreement(preds == y[None, :], cell_ids(y, a, num_groups), num_classes * num_groups)
     acc = cell_accuracy(correct, total)
     values = {"accuracy": accuracy(correct, total), "worst_group_accuracy": worst_group_accuracy(acc),
               "deo_max": deo(acc)[0]}
-    intervals = interval_table(correct, total, confidence, names=list(FIGURES))
+    intervals = interval_table(correct, total, confidence, names=list(FIGURES),
+                               disagreement=None if shared is None else shared.reshape(num_classes, num_groups))
     out = {}
     for name in FIGURES:
         per_evaluator = np.atleast_1d(values[name]).astype(float)
