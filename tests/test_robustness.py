@@ -12,7 +12,7 @@ from ddaudit.cli import app
 from ddaudit.data import load_real
 from ddaudit.errors import ConfigError
 from ddaudit.robustness import corrupt, parse_budgets, pgd_linf, pixel_maps, robustness_section
-from ddaudit.robustness._audit import cell_figures, robust_predictions
+from ddaudit.robustness._audit import robust_predictions
 
 
 def _linear(seed: int = 0) -> torch.nn.Linear:
@@ -128,3 +128,22 @@ def test_cli_refuses_a_budget_outside_the_pixel_range_before_training(tmp_path, 
         assert result.exit_code == 2, result.stderr
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:") and fragment in lines[0], result.stderr
+
+
+def test_a_batched_ensemble_is_attacked_evaluator_by_evaluator_like_its_own_predictions(trained):
+    from ddaudit.evaluate import get_protocol, train_evaluators
+    from ddaudit.evaluate._shared import compute_context
+    from ddaudit.robustness._audit import evaluator_forwards
+    from functools import partial
+
+    real, _ = trained
+    rows = torch.cat([torch.nonzero(real.train.y == k)[:2, 0] for k in range(10)])
+    batched = train_evaluators(real.train.x[rows], real.train.y[rows], engine="batched", seeds=[3, 4],
+                               protocol=get_protocol("quick", model="ConvNetW32", epochs=3), num_classes=10,
+                               precision="fp32")
+    to_raw, to_model, clip = pixel_maps(real, "normalized")
+    raw = to_raw(real.test.x[:64])
+    preds = robust_predictions(evaluator_forwards(batched), raw, real.test.y[:64], (2 / 255,), steps=3,
+                               to_model=to_model, clip=clip, context=partial(compute_context, "fp32"), seed=0)
+    np.testing.assert_array_equal(preds[0.0], batched.predict(real.test.x[:64]).numpy())
+    assert ((preds[2 / 255] == real.test.y[:64].numpy()) <= (preds[0.0] == real.test.y[:64].numpy())).all()
