@@ -107,8 +107,10 @@ class Evaluators:
     progress: Progress | None = None
     precision: str = "fp32"
     compile: str = "auto"
+    #: When a dict, the trained ensembles are kept in it by name (the privacy and robustness audits attack them).
+    models: dict | None = None
 
-    def predict(self, label: str, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    def predict(self, label: str, x: torch.Tensor, y: torch.Tensor, name: str | None = None) -> np.ndarray:
         """Predictions ``(E, N_test)`` of evaluators trained on (*x*, *y*); *label* names the phase."""
         from ddaudit.distributed import train_and_predict  # divides evaluators over torchrun ranks, if any
 
@@ -116,6 +118,17 @@ class Evaluators:
             if self.progress is not None:
                 self.progress(f"training evaluators on the {label}", done, total)
 
+        if self.models is not None:
+            from ddaudit.evaluate.engine import check_images, train_evaluators
+
+            check_images(x, self.test_x)
+            ensemble = train_evaluators(
+                x, y, protocol=self.protocol, seeds=self.seeds, num_classes=self.num_classes, device=self.device,
+                engine=self.engine, precision=self.precision, compile=self.compile,
+                test_size=self.test_x.shape[0], progress=step,
+            )
+            self.models[name or label] = ensemble
+            return ensemble.predict(self.test_x.detach().float()).cpu().numpy()
         preds = train_and_predict(
             x, y, self.test_x, protocol=self.protocol, seeds=self.seeds, num_classes=self.num_classes,
             device=self.device, engine=self.engine, precision=self.precision, compile=self.compile, progress=step,
@@ -156,6 +169,11 @@ class Measurer:
 
 def random_subset(train: GroupTensors, labels: torch.Tensor, num_classes: int, seed: int) -> GroupTensors:
     """Real training rows with the synthetic set's per-class counts (the same IPC)."""
+    return train.subset(random_subset_rows(train, labels, num_classes, seed))
+
+
+def random_subset_rows(train: GroupTensors, labels: torch.Tensor, num_classes: int, seed: int) -> torch.Tensor:
+    """The training-row indices :func:`random_subset` takes."""
     per_class = torch.bincount(labels, minlength=num_classes).tolist()
     generator = torch.Generator().manual_seed(seed)
     picks = []
@@ -165,7 +183,7 @@ def random_subset(train: GroupTensors, labels: torch.Tensor, num_classes: int, s
             continue
         order = rows[torch.randperm(len(rows), generator=generator)]
         picks.append(order[: min(want, len(rows))])
-    return train.subset(torch.cat(picks))
+    return torch.cat(picks)
 
 
 def measure_references(
@@ -197,7 +215,10 @@ def measure_references(
         wanted.append(("full", "full real training set", train, key))
     references, predictions = {}, {}
     for name, label, data, data_key in wanted:
-        preds = cache.get(name, data_key, lambda: evaluators.predict(label, data.x, data.y))
+        if evaluators.models is not None:  # the attacks need the models, which the cache does not keep
+            preds = evaluators.predict(label, data.x, data.y, name=name)
+        else:
+            preds = cache.get(name, data_key, lambda: evaluators.predict(label, data.x, data.y))
         references[name] = {"images": len(data), "metrics": measure(preds).metrics}
         predictions[f"y_pred_{name}"] = preds
     return references, predictions, []
@@ -287,6 +308,12 @@ def audit(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     progress: Progress | None = None,
+    privacy: bool = False,
+    members: np.ndarray | str | Path | None = None,
+    robustness: bool = False,
+    robustness_samples: int = 1000,
+    robustness_budgets: str | Sequence[float] = "1/255,2/255,4/255,8/255",
+    pgd_steps: int = 10,
 ) -> AuditReport:
     """Audit one distilled set; returns an :class:`~ddaudit.report.AuditReport`
     (``to_dict()`` is the ``ddaudit.report/1`` JSON) holding the predictions too.
@@ -300,22 +327,31 @@ def audit(
     ``compile`` (``auto``, ``on``, ``off``) whether their forward passes go through ``torch.compile``.
     ``reference_cache`` (a dict) lets several audits on the same real data
     share reference predictions; ``cache_dir`` keeps the full-data reference on disk.
+
+    ``privacy`` adds the membership-inference section (members: the whole real
+    training split, or the 0/1 mask or file *members*), ``robustness`` the
+    PGD/corruption section (``robustness_samples`` test images, budgets in raw
+    [0, 1] pixels); both attack the trained evaluators, so with either the
+    references are trained afresh rather than read from the cache.
     """
     check_audit_options(num_eval=num_eval, n_boot=n_boot, confidence=confidence, min_group_size=min_group_size)
     from ddaudit.distributed import world_size
     from ddaudit.evaluate import resolve_precision
 
+    plan = attack_plan(privacy=privacy, robustness=robustness, members=members, samples=robustness_samples,
+                       budgets=robustness_budgets, steps=pgd_steps)
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
     syn, real_data = load_inputs(synthetic, real, format=format, index=index, real_options=real_options)
     aligned = align_pixel_space(syn, real_data, space, mean, std)
     proto = evaluation_protocol(protocol, protocol_overrides, syn)
     seeds = derive_seeds(seed, num_eval)
+    split = plan.split(real_data, seed)
 
     evaluators = Evaluators(proto, seeds, aligned.test.x, real_data.num_classes, device, engine, progress,
-                            precision, compile)
+                            precision, compile, models={} if plan.active else None)
     syn_preds = evaluators.predict("distilled set", aligned.syn_x,
-                                   syn.soft_labels if syn.soft_labels is not None else syn.labels)
+                                   syn.soft_labels if syn.soft_labels is not None else syn.labels, name="distilled")
     measure = Measurer(aligned.test, aligned.train, real_data, n_boot, confidence, seed, min_group_size)
     syn_result = measure(syn_preds)
 
@@ -340,11 +376,22 @@ def audit(
     }
     predictions = {"y_true": aligned.test.y.numpy(), "group": aligned.test.a.numpy(), "y_pred": syn_preds,
                    **ref_predictions}
-    return assemble_report(
+    report = assemble_report(
         syn, real_data, aligned.space, settings, syn_result, references,
         amplification_table(syn_result.metrics, references),
         [*aligned.warnings, *syn_result.warnings, *ref_warnings], predictions,
     )
+    for name, section in plan.sections(evaluators.models or {}, syn, real_data, aligned, split, seed=seed,
+                                       n_boot=n_boot, confidence=confidence, progress=progress):
+        report = report.with_section(name, section)
+    return report
+
+
+def attack_plan(**options):
+    """The privacy/robustness options, checked before anything is loaded (:class:`ddaudit.attacks.AttackPlan`)."""
+    from ddaudit.attacks import AttackPlan
+
+    return AttackPlan.build(**options)
 
 
 def _plain(meta: dict) -> dict:

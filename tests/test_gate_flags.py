@@ -51,7 +51,11 @@ def report() -> dict:
                    "interval_method": "composition interval"}
     return json_ready({"schema": "ddaudit.report/1", "settings": {"confidence": 0.95}, **syn,
                        "reference": {"random_subset": {"images": 40, "metrics": ref["metrics"]}},
-                       "amplification": amp, "composition": composition})
+                       "amplification": amp, "composition": composition,
+                       "privacy": {"auc": 0.62, "auc_interval": [0.55, 0.69], "tpr_at_fpr_1pct": 0.05,
+                                   "tpr_at_fpr_1pct_interval": [0.02, 0.09], "interval_method": "bootstrap"},
+                       "robustness": {"accuracy": 0.4, "accuracy_interval": [0.3, 0.5], "deo_max": 0.5,
+                                      "deo_max_interval": [0.3, 0.7], "interval_method": "bounds"}})
 
 
 def interval_of(threshold: Threshold, report: dict) -> tuple[float, float]:

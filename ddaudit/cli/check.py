@@ -69,6 +69,12 @@ def check(
     plots: dopt.Plots = None,
     html: dopt.Html = None,
     force: gopt.Force = False,
+    privacy: Annotated[bool, typer.Option("--privacy/--no-privacy", help="Also attack the evaluators for membership (loss and calibrated attacks) and add a 'privacy' section.")] = False,
+    members: Annotated[Optional[Path], typer.Option("--members", help="The real training rows the set was distilled from: a .npy or text file of 0/1 values, one per training row (default: all of them).")] = None,
+    robustness: Annotated[bool, typer.Option("--robustness/--no-robustness", help="Also measure accuracy per (class, group) under L-inf PGD and common corruptions and add a 'robustness' section.")] = False,
+    robustness_samples: Annotated[int, typer.Option(help="Test images (stratified by class and group) the robustness audit attacks.")] = 1000,
+    robustness_budgets: Annotated[str, typer.Option(help="PGD L-inf budgets in raw [0, 1] pixels, comma-separated (fractions such as 8/255 allowed).")] = "1/255,2/255,4/255,8/255",
+    pgd_steps: Annotated[int, typer.Option(help="PGD steps per budget.")] = 10,
     *,
     data: dopt.DataArgs,
     gates: gopt.GateArgs,
@@ -77,7 +83,7 @@ def check(
     from ddaudit.gate import evaluate_gates
     from ddaudit.probe import default_cache_dir, set_pictures
     from ddaudit.probe import probe as run_probe
-    from ddaudit.report import render_composition, write_json, write_text
+    from ddaudit.report import render_attacks, render_composition, write_json, write_text
 
     console = make_console()
     plan = _preflight(
@@ -88,6 +94,8 @@ def check(
                  "--html": html, "--junit": gates.junit},
         gates=gates, force=force,
     )
+    attacks = _preflight_attacks(plan, gates, seed=seed, privacy=privacy, members=members, robustness=robustness,
+                                 samples=robustness_samples, budgets=robustness_budgets, steps=pgd_steps)
     _preflight_visuals(synthetic, probe=probe, plots=plots, html=html, gates=gates, force=force)
     shared_references: dict = {}
     suites = []
@@ -100,6 +108,7 @@ def check(
                 compile=compile.value, reference=reference,
                 full_reference=full_reference, cache_dir=cache_dir, reference_cache=shared_references,
                 min_group_size=gates.min_group_size, n_boot=n_boot, confidence=confidence, progress=progress,
+                **attacks,
             )
             pictures = None
             if probe:
@@ -114,6 +123,7 @@ def check(
         report.render(console)
         if probe:
             render_composition(report.to_dict(), console, show_warnings=True)
+        render_attacks(report.to_dict(), console)
         label = gopt.report_label(report)
         outcome = evaluate_gates(report, gates.settings)
         suites.append((label, outcome, gopt.annotated_file(label)))
@@ -143,6 +153,26 @@ def _preflight_visuals(synthetic: list[Path], *, probe: bool, plots: Path | None
         if not probe and threshold.name in gates.settings.thresholds:
             raise ConfigError(f"{threshold.flag} reads the probe's composition: drop --no-probe")
     check_visual_outputs(plots, html, force)
+
+
+def _preflight_attacks(plan, gates, *, seed: int, privacy: bool, members: Path | None, robustness: bool, samples: int,
+                       budgets: str, steps: int) -> dict:
+    """Check the privacy/robustness options and the membership split before training; the audit's keywords."""
+    from ddaudit.attacks import AttackPlan
+    from ddaudit.errors import ConfigError
+    from ddaudit.gate._thresholds import ATTACK_THRESHOLDS
+    from ddaudit.preflight import check_inputs_exist
+
+    check_inputs_exist([members], "--members")
+    attack = AttackPlan.build(privacy=privacy, robustness=robustness, members=members, samples=samples,
+                              budgets=budgets, steps=steps)
+    for threshold in ATTACK_THRESHOLDS:
+        section = threshold.entry[0]
+        if threshold.name in gates.settings.thresholds and not getattr(attack, section):
+            raise ConfigError(f"{threshold.flag} reads the {section} section: add --{section}")
+    attack.split(plan.real, seed)
+    return {"privacy": privacy, "members": members, "robustness": robustness, "robustness_samples": samples,
+            "robustness_budgets": budgets, "pgd_steps": steps}
 
 
 @dataclass

@@ -120,6 +120,23 @@ COMPOSITION_THRESHOLDS = (
               value_key="mean_majority_weight", needs_cells=False),
 )
 
+#: Gates on the privacy and robustness sections (``check --privacy``/``--robustness``); their intervals
+#: already carry the sample sizes, so small clean-test cells do not make them inconclusive.
+ATTACK_THRESHOLDS = (
+    Threshold("max_mia_auc", ("privacy",), AT_MOST, "membership-attack AUC",
+              "Fail when the ROC AUC of the strongest membership attack on the evaluators (0.5: chance) "
+              "exceeds this value (needs --privacy).", value_key="auc", needs_cells=False),
+    Threshold("max_mia_tpr", ("privacy",), AT_MOST, "membership-attack TPR at 1% FPR",
+              "Fail when the strongest membership attack's true-positive rate at 1% false positives exceeds "
+              "this fraction (needs --privacy).", value_key="tpr_at_fpr_1pct", needs_cells=False),
+    Threshold("min_robust_accuracy", ("robustness",), AT_LEAST, "robust accuracy",
+              "Fail when accuracy under PGD at the largest budget is below this fraction (needs --robustness).",
+              value_key="accuracy", needs_cells=False),
+    Threshold("max_robust_deo_max", ("robustness",), AT_MOST, "robust DEO_M",
+              "Fail when DEO_M under PGD at the largest budget exceeds this fraction (needs --robustness).",
+              value_key="deo_max", needs_cells=False),
+)
+
 #: FairDD's headline disparities lead the gate list; the other metrics follow in the table's order.
 LEADING_METRICS = ("deo_max", "deo_avg")
 
@@ -134,5 +151,5 @@ def _gated_metrics() -> list[Metric]:
 THRESHOLDS: dict[str, Threshold] = {
     threshold.name: threshold
     for threshold in (*(metric_threshold(m) for m in _gated_metrics()), *AMPLIFICATION_THRESHOLDS,
-                      *COMPOSITION_THRESHOLDS)
+                      *COMPOSITION_THRESHOLDS, *ATTACK_THRESHOLDS)
 }

@@ -11,6 +11,7 @@ import base64
 import html
 from typing import Iterable
 
+from ddaudit.report._attacks import attacks_html
 from ddaudit.report._composition import COMPOSITION_HEADER, LEFT, composition_rows, composition_summary
 from ddaudit.report._rows import cell_matrix, headline_rows, interval_cells, interval_headers, interval_note
 
@@ -216,6 +217,7 @@ def to_html(report: dict, pictures: dict[str, bytes] | None = None) -> str:
         _metrics(report),
         _composition(report),
         _cells(report),
+        attacks_html(report),
         _pictures(pictures or {}),
         _warnings(report),
         _settings(report),
