@@ -178,3 +178,23 @@ def test_cli_refuses_non_members_that_overlap_members(cli, monkeypatch, real):
                                  group_names=real.group_names, mean=real.mean, std=real.std)
     monkeypatch.setattr(ddaudit.data, "load_real", lambda *args, **kwargs: leaky)
     assert "pixel-identical" in _one_line_exit_2([*CHECK, "--privacy"])
+
+
+def test_the_attack_sections_leave_the_fairness_report_unchanged():
+    from ddaudit import audit
+    from ddaudit.io import SyntheticSet
+
+    small = load_real("cmnist-fg", n_train=400, n_test=20)
+    rows = torch.cat([torch.nonzero(small.train.y == k)[:2, 0] for k in range(10)])
+    syn = SyntheticSet(images=small.train.x[rows].clone(), labels=small.train.y[rows].clone(), format="tensors",
+                       path="tiny")
+    options = dict(protocol="quick", protocol_overrides={"model": "ConvNetW32", "epochs": 3}, num_eval=2, n_boot=20,
+                   device="cpu", precision="fp32", compile="off")
+    plain = audit(syn, small, **options).to_dict()
+    attacked = audit(syn, small, privacy=True, robustness=True, robustness_samples=50, robustness_budgets="8/255",
+                     pgd_steps=2, **options).to_dict()
+    privacy, robustness = attacked.pop("privacy"), attacked.pop("robustness")
+    assert attacked == plain
+    assert privacy["members"] == 400 and privacy["non_members"] == 20  # the 20 test digits, one colour each
+    assert privacy["attacks"]["calibrated"]["left_out_reference_rows"] == 20  # the reference subset's own rows
+    assert robustness["samples"] == 50 and robustness["references"]["random_subset"]["pgd"][0]["accuracy"] is not None

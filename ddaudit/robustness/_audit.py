@@ -158,7 +158,8 @@ def cell_figures(y: np.ndarray, a: np.ndarray, preds: np.ndarray, num_classes: i
         out[name] = float(np.nanmean(per_evaluator)) if np.isfinite(per_evaluator).any() else None
         row = intervals.get(name)
         out[f"{name}_interval"] = None if row is None else [float(row["low"]), float(row["high"])]
-    mean_cells = np.nanmean(acc, axis=0) if np.isfinite(acc).any() else acc[0]
+    present = np.isfinite(acc).any(axis=0)
+    mean_cells = np.where(present, np.nansum(acc, axis=0) / np.maximum(np.isfinite(acc).sum(axis=0), 1), np.nan)
     out["cells"] = [[None if np.isnan(v) else round(float(v), 6) for v in row] for row in mean_cells]
     return out
 
