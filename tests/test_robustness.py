@@ -35,6 +35,23 @@ def test_pgd_reaches_the_closed_form_worst_case_of_a_linear_model():
     torch.testing.assert_close(drop, eps * (w[0] - w[1]).abs().sum().expand(64), atol=1e-5, rtol=1e-5)
 
 
+def test_stopping_at_the_first_fooling_iterate_breaks_every_row_plain_pgd_breaks():
+    torch.manual_seed(3)
+    model = torch.nn.Linear(48, 4)
+    x = torch.rand(200, 48)
+    y = model(x).argmax(-1)
+    eps = 24 / 255
+    plain = pgd_linf(model, x, y, eps, steps=10, generator=torch.Generator().manual_seed(1))
+    early = pgd_linf(model, x, y, eps, steps=10, generator=torch.Generator().manual_seed(1), stop_on_success=True)
+    assert (early - x).abs().max() <= eps + 1e-6 and early.min() >= 0 and early.max() <= 1
+    fooled_plain = model(plain).argmax(-1) != y
+    fooled_early = model(early).argmax(-1) != y
+    assert 0 < fooled_plain.sum() < len(y)  # the budget breaks some rows, not all
+    assert bool((fooled_early | ~fooled_plain).all())  # every row plain PGD fools is fooled
+    never = ~fooled_early
+    torch.testing.assert_close(early[never], plain[never], atol=1e-6, rtol=0)  # same path where nothing stops
+
+
 def test_the_budget_is_in_raw_pixels_whatever_the_normalisation():
     model = _linear(1)
     mean, std = torch.full((1, 48), 0.2), torch.linspace(0.1, 2.0, 48).view(1, 48)

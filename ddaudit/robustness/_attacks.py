@@ -28,10 +28,15 @@ CORRUPTIONS = {
 
 def pgd_linf(forward: Forward, raw: torch.Tensor, labels: torch.Tensor, eps: float, *, steps: int = 10,
              alpha: float | None = None, to_model: Forward = lambda x: x, clip: bool = True,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+             generator: torch.Generator | None = None, stop_on_success: bool = False) -> torch.Tensor:
     """Adversarial raw images within ``eps`` (L-inf) of *raw* that raise the cross-entropy of *forward*.
 
     ``alpha`` defaults to ``2.5 * eps / steps``; ``clip`` keeps pixels in [0, 1].
+    With ``stop_on_success`` a row leaves the attack at the first iterate that
+    *forward* misclassifies and keeps that iterate (an audit needs only one
+    adversarial example per row; rows still correct run every step), so a
+    weak model costs fewer steps. The forward must treat rows independently
+    (evaluation mode), as every evaluator does.
     """
     if eps <= 0 or steps <= 0:
         return raw.clone()
@@ -40,6 +45,9 @@ def pgd_linf(forward: Forward, raw: torch.Tensor, labels: torch.Tensor, eps: flo
     delta = (noise * eps).to(raw.device)
     if clip:
         delta = (raw + delta).clamp(0, 1) - raw
+    if stop_on_success:
+        return _pgd_until_wrong(forward, raw, labels, delta, eps, steps=steps, alpha=alpha, to_model=to_model,
+                                clip=clip)
     for _ in range(steps):
         delta.requires_grad_(True)
         loss = F.cross_entropy(forward(to_model(raw + delta)).float(), labels)
@@ -48,6 +56,28 @@ def pgd_linf(forward: Forward, raw: torch.Tensor, labels: torch.Tensor, eps: flo
         if clip:
             delta = (raw + delta).clamp(0, 1) - raw
     return (raw + delta).detach()
+
+
+def _pgd_until_wrong(forward: Forward, raw: torch.Tensor, labels: torch.Tensor, delta: torch.Tensor, eps: float, *,
+                     steps: int, alpha: float, to_model: Forward, clip: bool) -> torch.Tensor:
+    """The PGD loop on the rows still classified correctly; a row keeps the first iterate that fools *forward*."""
+    out = raw.clone()
+    active = torch.arange(len(raw), device=raw.device)
+    for _ in range(steps):
+        x, d = raw[active], delta[active].requires_grad_(True)
+        logits = forward(to_model(x + d)).float()
+        correct = logits.argmax(-1) == labels[active]
+        out[active[~correct]] = (x + d)[~correct].detach()
+        if not correct.any():
+            return out
+        # Rows are independent, so the kept rows' gradient signs are those of the whole batch's.
+        loss = F.cross_entropy(logits[correct], labels[active][correct], reduction="sum")
+        (grad,) = torch.autograd.grad(loss, d)
+        step = (d.detach() + alpha * grad.sign()).clamp(-eps, eps)[correct]
+        active = active[correct]
+        delta[active] = (raw[active] + step).clamp(0, 1) - raw[active] if clip else step
+    out[active] = raw[active] + delta[active]
+    return out
 
 
 def corrupt(raw: torch.Tensor, name: str, severity: int, generator: torch.Generator | None = None) -> torch.Tensor:

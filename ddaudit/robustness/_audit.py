@@ -26,7 +26,7 @@ DEFAULT_BUDGETS = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
 DEFAULT_STEPS = 10
 SEVERITIES = (1, 3, 5)
 FIGURES = ("accuracy", "worst_group_accuracy", "deo_max")
-BATCH = 256
+BATCH = 512
 BAD_BUDGET = "--robustness-budgets: each budget is a fraction of the pixel range in [0, 1] (e.g. 8/255), got {value!r}"
 BAD_SAMPLES = "--robustness-samples must be a whole number >= 1, got {value!r}"
 
@@ -121,7 +121,7 @@ def robust_predictions(forwards, raw: torch.Tensor, y: torch.Tensor, budgets, *,
                 rows = alive[start:start + BATCH]
                 with context(device):
                     adv = pgd_linf(forward, raw[rows].to(device), y[rows].to(device), budget, steps=steps,
-                                   to_model=to_model, clip=clip, generator=generator)
+                                   to_model=to_model, clip=clip, generator=generator, stop_on_success=True)
                 current[rows] = _predict(forward, adv, to_model, context)
             out[budget].append(current.clone())
     return {budget: torch.stack(preds).numpy() for budget, preds in out.items()}
