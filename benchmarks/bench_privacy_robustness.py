@@ -7,9 +7,11 @@ other, each from a cold cache: a plain ``check`` (its defaults, probe included) 
 line per set with both wall times, their ratio, MIA AUC / TPR at 1 % FPR
 (overall, per group, for the distilled set and the random-subset reference) and
 robust accuracy, worst-group accuracy and DEO_M per PGD budget. Extra
-arguments after ``--`` go to both ``check`` runs.
+arguments after ``--`` go to both ``check`` runs. ``--full-reference`` adds one
+more attacked run (of the first set) with ``--full-reference``: the full-data
+model's MIA and PGD figures, which do not depend on the distilled set.
 
-    python benchmarks/bench_privacy_robustness.py --demo-dir /tmp/demo -- --threads 1
+    python benchmarks/bench_privacy_robustness.py --demo-dir /tmp/demo --full-reference -- --threads 1
 """
 
 from __future__ import annotations
@@ -80,6 +82,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demo-dir", type=Path, required=True)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    parser.add_argument("--full-reference", action="store_true",
+                        help="also audit the first set with --full-reference (a model trained on all 4,000 rows)")
     args = parser.parse_args(own)
     ddaudit = str(Path(sys.executable).parent / "ddaudit")
     if not any(args.demo_dir.glob("res_DM_*.pt")):
@@ -94,6 +98,18 @@ def main() -> None:
             "benchmark": "privacy_robustness", "set": path.name, "date": datetime.date.today().isoformat(),
             "cpu": _cpu(), "threads_flag": extra, "plain_s": round(plain, 1), "with_attacks_s": round(attacked, 1),
             "ratio": round(attacked / plain, 3), **_summary(json.loads(report.read_text())),
+        }), flush=True)
+    if args.full_reference:
+        path = next(args.demo_dir.glob(f"{VARIANTS[args.variants[0]]}*.pt"))
+        report = args.demo_dir / "attacks-full-reference.json"
+        seconds = _run([ddaudit, "check", str(path), "--real", "cmnist-fg", *DEMO_CHECK, *extra, "--privacy",
+                        "--robustness", "--full-reference", "--json", str(report), "--force"])
+        summary = _summary(json.loads(report.read_text()))
+        print(json.dumps({
+            "benchmark": "privacy_robustness_full_reference", "set": path.name,
+            "date": datetime.date.today().isoformat(), "cpu": _cpu(), "threads_flag": extra,
+            "with_attacks_and_full_reference_s": round(seconds, 1),
+            "reference_attacks": summary["reference_attacks"], "reference_pgd": summary["reference_pgd"],
         }), flush=True)
 
 
