@@ -9,8 +9,7 @@ the gate command stay fast.
 from __future__ import annotations
 
 from ddaudit._lazy import lazy_getattr
-
-__version__ = "0.1.0"
+from ddaudit._version import __version__
 
 _LAZY = {
     "ddaudit.auditing": ("audit",),

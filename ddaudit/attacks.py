@@ -81,7 +81,7 @@ class AttackPlan:
         return out
 
     def _privacy(self, target, references: dict, syn, real, aligned, split, *, seed, n_boot, confidence) -> dict:
-        from ddaudit.auditing import SUBSET_STREAM, derive_seeds, random_subset_rows
+        from ddaudit._seeds import SUBSET_STREAM, derive_seeds, random_subset_rows
         from ddaudit.privacy import privacy_section
 
         train, test = aligned.train, aligned.test

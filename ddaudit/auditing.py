@@ -28,6 +28,13 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from ddaudit._seeds import (  # noqa: F401 - seed streams and the reference subset kept importable from here
+    EVALUATOR_STREAM,
+    SUBSET_STREAM,
+    derive_seeds,
+    random_subset,
+    random_subset_rows,
+)
 from ddaudit.data import (  # noqa: F401 - pixel-space names kept importable from here
     AlignedData,
     GroupTensors,
@@ -49,14 +56,6 @@ from ddaudit.reproducibility import numerics_key, runtime_settings
 
 #: progress(phase, done, total): phase is a short human label.
 Progress = Callable[[str, int, int], None]
-#: Seed streams: one user seed gives independent seeds for each use.
-EVALUATOR_STREAM, SUBSET_STREAM = 0, 1
-
-
-def derive_seeds(seed: int, count: int, stream: int = EVALUATOR_STREAM) -> list[int]:
-    """Independent seeds from one user seed (stable across versions)."""
-    state = np.random.SeedSequence([seed, stream]).generate_state(count, dtype=np.uint32)
-    return [int(s) for s in state]
 
 
 def check_audit_options(*, num_eval: int, n_boot: int, confidence: float, min_group_size: int) -> None:
@@ -165,25 +164,6 @@ class Measurer:
 
 
 # ---------------------------------------------------------------- step 5: reference
-
-
-def random_subset(train: GroupTensors, labels: torch.Tensor, num_classes: int, seed: int) -> GroupTensors:
-    """Real training rows with the synthetic set's per-class counts (the same IPC)."""
-    return train.subset(random_subset_rows(train, labels, num_classes, seed))
-
-
-def random_subset_rows(train: GroupTensors, labels: torch.Tensor, num_classes: int, seed: int) -> torch.Tensor:
-    """The training-row indices :func:`random_subset` takes."""
-    per_class = torch.bincount(labels, minlength=num_classes).tolist()
-    generator = torch.Generator().manual_seed(seed)
-    picks = []
-    for cls, want in enumerate(per_class):
-        rows = torch.nonzero(train.y == cls).flatten()
-        if len(rows) == 0:
-            continue
-        order = rows[torch.randperm(len(rows), generator=generator)]
-        picks.append(order[: min(want, len(rows))])
-    return torch.cat(picks)
 
 
 def measure_references(

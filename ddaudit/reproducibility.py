@@ -107,7 +107,7 @@ def runtime_settings() -> dict:
     import numpy
     import torch
 
-    from ddaudit import __version__
+    from ddaudit._version import __version__
 
     return {
         "threads": torch.get_num_threads(),

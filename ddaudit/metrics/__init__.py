@@ -51,7 +51,7 @@ INTERVAL_METRICS = interval_names()
 _LAZY = {
     "._directional": ("DirectionalBiasAmplification", "directional_bias_amplification"),
     "._fairlearn_views": ("class_metric_frame", "one_vs_rest_demographic_parity", "one_vs_rest_equalized_odds"),
-    "._intervals": ("interval_table", "metric_intervals"),
+    "._interval_table": ("interval_table", "metric_intervals"),
     "._result": ("MetricsResult", "bootstrap_metric_means", "compute_metrics"),
     "._uncertainty": ("basic_interval", "percentile_interval", "t_interval"),
 }

@@ -41,7 +41,8 @@ from ._directional import pair_signs, row_scores
 from ._disparity import class_gaps, group_accuracy
 from ._fairlearn_views import one_vs_rest_demographic_parity, one_vs_rest_equalized_odds
 from ._inputs import as_count, as_labels, as_predictions
-from ._intervals import disagreement, metric_intervals
+from ._interval_table import metric_intervals
+from ._intervals import disagreement
 from ._registry import METRICS, CountTables, bootstrapped_names, metric_names
 from ._uncertainty import basic_interval, percentile_interval, stratified_resample_sums, t_interval
 

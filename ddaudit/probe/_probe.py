@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ddaudit import __version__
+from ddaudit._version import __version__
 from ddaudit.data import GroupTensors, RealData, load_real
 from ddaudit.errors import ConfigError, InputError
 from ddaudit.io import SyntheticSet, load_synthetic
@@ -109,7 +109,8 @@ def probe(
     are counted as unknown and left out of the shares. ``n_boot`` bootstrap
     replicates give the gated means their intervals (:mod:`._intervals`).
     """
-    from ddaudit.auditing import check_compatible, resolve_device
+    from ddaudit.data import check_compatible
+    from ddaudit.devices import resolve_device
 
     if not 0.0 <= min_confidence <= 1.0:
         raise ConfigError(f"--min-confidence must lie in [0, 1], got {min_confidence!r}")
@@ -264,7 +265,7 @@ def _palette(real: RealData) -> list | None:
 def reference_subset(real: RealData, labels: torch.Tensor, seed: int) -> GroupTensors:
     """The random real subset with the synthetic set's per-class counts that ``check``'s
     reference evaluators train on (same seed stream), shown beside the distilled set."""
-    from ddaudit.auditing import derive_seeds, random_subset
+    from ddaudit._seeds import derive_seeds, random_subset
 
     return random_subset(real.train, labels, real.num_classes, derive_seeds(seed, 1, stream=1)[0])
 

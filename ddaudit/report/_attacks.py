@@ -6,6 +6,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ddaudit.report._markup import _e, _section, _table
+
 PRIVACY_HEADER = ["target", "attack", "members", "non-members", "AUC [CI]", "TPR @ 1% FPR [CI]", "TPR @ 0.1% FPR [CI]"]
 SLICE_HEADER = ["slice", "members", "non-members", "AUC [CI]", "TPR @ 1% FPR [CI]"]
 REFERENCE_NAMES = {"random_subset": "ref: random subset", "full": "ref: full data"}
@@ -114,8 +116,6 @@ def attacks_markdown(report: dict) -> list[str]:
 
 def attacks_html(report: dict) -> str:
     """HTML sections of the privacy and robustness tables."""
-    from ddaudit.report._html import _e, _section, _table
-
     parts = []
     for title, header, rows, notes in attack_tables(report):
         body = _table(header, rows, left=(0, 1) if "attack" in header else (0,))

@@ -8,11 +8,10 @@ be attached to a CI run, mailed or opened offline and shows the same thing.
 from __future__ import annotations
 
 import base64
-import html
-from typing import Iterable
 
 from ddaudit.report._attacks import attacks_html
 from ddaudit.report._composition import COMPOSITION_HEADER, LEFT, composition_rows, composition_summary
+from ddaudit.report._markup import _e, _section, _table
 from ddaudit.report._rows import cell_matrix, headline_rows, interval_cells, interval_headers, interval_note
 
 #: The browser itself refuses anything but inline styles and data: images (no script, no fetch).
@@ -64,24 +63,6 @@ figcaption { color: var(--muted); font-size: 13px; margin-top: 4px; }
 dt { color: var(--muted); } dd { margin: 0; word-break: break-all; }
 footer { margin-top: 32px; color: var(--muted); font-size: 12.5px; }
 """
-
-
-def _e(value) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def _table(header: Iterable[str], rows: Iterable[Iterable[str]], *, left: tuple[int, ...] = (0,), css: str = "") -> str:
-    head = "".join(f'<th class="text">{_e(h)}</th>' if i in left else f"<th>{_e(h)}</th>" for i, h in enumerate(header))
-    body = "".join(
-        "<tr>" + "".join(f'<td class="text">{_e(c)}</td>' if i in left else f"<td>{_e(c)}</td>" for i, c in enumerate(row))
-        + "</tr>"
-        for row in rows
-    )
-    return f'<div class="scroll"><table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
-
-
-def _section(ident: str, title: str, content: str) -> str:
-    return f'<section id="{ident}"><h2>{_e(title)}</h2>{content}</section>'
 
 
 def _verdict(report: dict) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ddaudit.errors import NOT_GATED
 from ddaudit.report._attacks import attacks_markdown
-from ddaudit.report._audit_report import as_report
+from ddaudit.report._report_data import report_data
 from ddaudit.report._rows import cell_matrix, headline_rows, interval_cells, interval_headers, interval_note, runtime_parts
 
 
@@ -30,7 +30,7 @@ def to_markdown(report, gates=None) -> str:
     recorded = report if isinstance(report, dict) and gates is None else {}
     recorded = gates.to_dict() if gates is not None else recorded
     status, gate_rows = recorded.get("status", NOT_GATED), recorded.get("gates") or []
-    report = as_report(report)
+    report = report_data(report)
     syn, real, settings = report.synthetic, report.real, report.settings
     proto = settings.get("protocol", {})
     refs = list(report.reference)

@@ -8,7 +8,7 @@ after the report was saved) has no row.
 from __future__ import annotations
 
 from ddaudit.metrics import METRICS
-from ddaudit.report._audit_report import AuditReport, as_report
+from ddaudit.report._report_data import ReportData, report_data
 
 
 def pct(value) -> str:
@@ -31,13 +31,13 @@ def _interval_cell(bounds) -> str:
     return f"[{pct(bounds[0])}, {pct(bounds[1])}]"
 
 
-def has_gating_intervals(report: AuditReport | dict) -> bool:
+def has_gating_intervals(report: ReportData | dict) -> bool:
     """Whether the report carries the intervals gates use (reports saved before them do not)."""
-    report = as_report(report)
+    report = report_data(report)
     return any(isinstance(entry, dict) and "interval" in entry for entry in report.metrics.values())
 
 
-def interval_headers(report: AuditReport | dict) -> list[str]:
+def interval_headers(report: ReportData | dict) -> list[str]:
     """Headers of the interval columns every table view shows, in the order of :func:`interval_cells`.
 
     With gating intervals: the interval gates use first, then the report's
@@ -45,7 +45,7 @@ def interval_headers(report: AuditReport | dict) -> list[str]:
     evaluators, marked ``t``). A report saved before gating intervals keeps its
     single ``CI`` column.
     """
-    report = as_report(report)
+    report = report_data(report)
     if not has_gating_intervals(report):
         return ["CI"]
     level = f"{100 * report.settings.get('confidence', 0.95):g}%"
@@ -60,9 +60,9 @@ def interval_cells(headers: list[str], row: dict) -> list[str]:
     return [row["interval"], marked]
 
 
-def interval_note(report: AuditReport | dict) -> str:
+def interval_note(report: ReportData | dict) -> str:
     """One sentence naming the gating intervals' method, or "" for a report without them."""
-    report = as_report(report)
+    report = report_data(report)
     methods = sorted({str(entry["interval_method"]) for entry in report.metrics.values()
                       if isinstance(entry, dict) and entry.get("interval") and entry.get("interval_method")})
     if not methods:
@@ -71,9 +71,9 @@ def interval_note(report: AuditReport | dict) -> str:
             "the test set within (class, group) cells and gates nothing.")
 
 
-def headline_rows(report: AuditReport | dict) -> list[dict]:
+def headline_rows(report: ReportData | dict) -> list[dict]:
     """One row per metric: distilled mean/std, gating interval, bootstrap CI, each reference, amplification."""
-    report = as_report(report)
+    report = report_data(report)
     rows = []
     for key, metric in METRICS.items():
         summary = report.metrics.get(key)
@@ -96,9 +96,9 @@ def headline_rows(report: AuditReport | dict) -> list[dict]:
     return rows
 
 
-def cell_matrix(report: AuditReport | dict) -> tuple[list[str], list[str], list[list[str]]]:
+def cell_matrix(report: ReportData | dict) -> tuple[list[str], list[str], list[list[str]]]:
     """(class names, group names, formatted accuracy/count per class x group)."""
-    report = as_report(report)
+    report = report_data(report)
     classes = report.real.get("class_names") or []
     groups = report.real.get("group_names") or []
     grid = [["-" for _ in groups] for _ in classes]

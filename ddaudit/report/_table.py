@@ -6,14 +6,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ddaudit.report._audit_report import as_report
+from ddaudit.report._report_data import report_data
 from ddaudit.report._rows import cell_matrix, headline_rows, interval_cells, interval_headers, interval_note, runtime_parts
 
 
 def render_report(report, console: Console, *, show_cells: bool = True) -> None:
     """The headline table, the per-cell table and the warnings of *report*
     (an :class:`AuditReport` or its JSON dict) on *console*."""
-    report = as_report(report)
+    report = report_data(report)
     syn, real, settings = report.synthetic, report.real, report.settings
     proto = settings.get("protocol", {})
     title = (

@@ -143,7 +143,8 @@ def cell_figures(y: np.ndarray, a: np.ndarray, preds: np.ndarray, num_classes: i
     from ddaudit.metrics import accuracy, deo, worst_group_accuracy
     from ddaudit.metrics._counts import cell_accuracy, count_table
     from ddaudit.metrics._counts import cell_ids
-    from ddaudit.metrics._intervals import disagreement, interval_table
+    from ddaudit.metrics._interval_table import interval_table
+    from ddaudit.metrics._intervals import disagreement
 
     correct, total = count_table(y, a, preds, num_classes, num_groups)
     shared = disagreement(preds == y[None, :], cell_ids(y, a, num_groups), num_classes * num_groups)

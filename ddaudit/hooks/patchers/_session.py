@@ -14,17 +14,17 @@ import sys
 import types
 import warnings
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
-import ddaudit
 from ddaudit.errors import ConfigError, InputError, PatchError
-from ddaudit.hooks.patchers._checks import ERR_NO_MODULE, require_call_site
+from ddaudit.hooks.patchers._checks import ERR_NO_MODULE
 from ddaudit.hooks.patchers._device import DEVICES, ERR_DEVICE, force_cpu, require_cuda
 from ddaudit.hooks.patchers._draws import DrawRecorder
 from ddaudit.hooks.patchers._experts import check_strategy
+from ddaudit.hooks.patchers._patcher import ERR_NOTHING_INTERCEPTED, ERR_NOTHING_SAMPLED, Patcher  # noqa: F401
 from ddaudit.hooks.patchers._groups import GroupTable, InjectedDataset, load_groups, load_vector
 from ddaudit.hooks.patchers._registry import get_patcher
 from ddaudit.hooks.patchers._script import run_as_main
@@ -32,11 +32,11 @@ from ddaudit.hooks.patchers._seeding import pin_seeds
 from ddaudit.hooks.patchers._stack import PatchStack
 from ddaudit.hooks.patchers._summary import RunSummary
 from ddaudit.hooks.patchers._survey import ADAPTER_HINT, describe, survey
-from ddaudit.mitigate.groups import MODES, check_min_group_size, check_mode
+from ddaudit.mitigate.groups import check_min_group_size, check_mode
 
-_LIBRARY_PREFIXES = tuple(
-    os.path.join(os.path.dirname(module.__file__), "") for module in (torch, ddaudit)
-)
+#: ddaudit's own folder, three levels up (importing the ``ddaudit`` facade here would import upward).
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+_LIBRARY_PREFIXES = tuple(os.path.join(folder, "") for folder in (os.path.dirname(torch.__file__), _PACKAGE_DIR))
 
 ERR_NO_CODEBASE = "name the codebase with --codebase NAME, or describe the fork with --adapter FILE"
 ERR_SCRIPT_MISSING = "script {script} does not exist; give the path of the codebase's script after `--`"
@@ -55,69 +55,8 @@ ERR_SAMPLE_UNSUPPORTED = (
     "codebase {codebase!r} does not draw its real batches with np.random.permutation, so --sample-by-weight "
     "cannot change them; use --mode weights instead"
 )
-ERR_NOTHING_SAMPLED = (
-    "{codebase}: {script} ran with --sample-by-weight but drew no real batch through np.random.permutation "
-    "of its training-row indices; this looks like another version or fork, or the run did no distillation step"
-)
 ERR_EXPERTS = "--experts applies to codebases that train experts (mtt) only"
 ERR_NOT_OPEN = "this patch session is not active; use it as `with patch(...) as session: session.run(argv)`"
-ERR_NOTHING_INTERCEPTED = (
-    "{codebase}: {script} ran with the patches applied but no loss call reached them "
-    "(expected {site}); this looks like another version or fork, or the run did no distillation step"
-)
-
-
-class Patcher:
-    """Base class: what one codebase needs patched. Subclasses register with ``register_patcher``."""
-
-    codebase: ClassVar[str] = ""
-    modes: ClassVar[tuple[str, ...]] = MODES
-    #: The loss site the patch must see at least once, named in the no-interception error.
-    expected_site: ClassVar[str] = "a matching-loss call"
-    #: Whether ``experts`` (expert-training strategy) means anything for this codebase.
-    trains_experts: ClassVar[bool] = False
-    #: Whether real batches are drawn through the recorded ``np.random.permutation`` (``--sample-by-weight``).
-    draws_by_permutation: ClassVar[bool] = False
-
-    def __init__(self, session: "PatchSession") -> None:
-        self.session = session
-
-    def prepare(self) -> None:
-        """Check the codebase and install the module-level patches (before the script runs)."""
-        raise NotImplementedError
-
-    def prepare_script(self, namespace: dict) -> None:
-        """Patch the script's own globals once its definitions have run (optional)."""
-
-    def check_arguments(self, argv: Sequence[str]) -> None:
-        """Refuse script arguments that conflict with the patch (optional; before the script runs)."""
-
-    def requires_interception(self) -> bool:
-        return self.session.mode != "none"
-
-    def require_recorded_draws(self) -> None:
-        """Refuse a script that draws its real batches other than by ``np.random.permutation`` when the
-        run needs to know their rows (a fair mode or a groups table): :class:`DrawRecorder` finds them there."""
-        session = self.session
-        if session.mode != "none" or session.table.groups is not None or session.sample_by_weight:
-            require_call_site(
-                self.codebase, session.script.name, session.source, r"np\.random\.permutation\s*\(",
-                "draw real batches with np.random.permutation(indices_class[c])",
-            )
-
-    def finish(self) -> None:
-        """After a successful run: refuse to report a fair run that changed nothing."""
-        session = self.session
-        summary = session.summary
-        if self.requires_interception() and summary.intercepted_calls == 0:
-            raise PatchError(
-                ERR_NOTHING_INTERCEPTED.format(
-                    codebase=self.codebase, script=session.script.name, site=self.expected_site
-                )
-            )
-        if session.sample_by_weight and session.recorder.weighted == 0:
-            raise PatchError(ERR_NOTHING_SAMPLED.format(codebase=self.codebase, script=session.script.name))
-
 
 class PatchSession:
     """Patches for one codebase, active inside ``with``; :meth:`run` runs its script.

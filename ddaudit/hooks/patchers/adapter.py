@@ -47,12 +47,12 @@ import torch
 
 from ddaudit.errors import InputError, PatchError
 from ddaudit.hooks.patchers._checks import require_call_site
+from ddaudit.hooks.patchers._common import dataset_labels
 from ddaudit.hooks.patchers._embed import EmbedInterceptor, ForwardFeatureInterceptor, wrapping_factory
 from ddaudit.hooks.patchers._feature_loss import FeatureLossInterceptor
 from ddaudit.hooks.patchers._gradients import RealGradientChannel
-from ddaudit.hooks.patchers._session import Patcher
+from ddaudit.hooks.patchers._patcher import Patcher
 from ddaudit.hooks.patchers._shapes import check_feature_function, check_feature_loss
-from ddaudit.hooks.patchers.datasetcondensation import dataset_labels
 
 RETURN_ITEMS = ("channel", "im_size", "num_classes", "class_names", "mean", "std", "train", "test", "testloader", "none")
 KINDS = ("embed", "gradient", "feature", "feature_loss")

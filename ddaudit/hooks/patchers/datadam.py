@@ -29,10 +29,10 @@ import numpy as np
 
 from ddaudit.errors import ConfigError, PatchError
 from ddaudit.hooks.patchers._checks import require_call_site, require_function
+from ddaudit.hooks.patchers._common import dataset_labels
 from ddaudit.hooks.patchers._embed import ForwardFeatureInterceptor, wrapping_factory
 from ddaudit.hooks.patchers._registry import register_patcher
-from ddaudit.hooks.patchers._session import Patcher
-from ddaudit.hooks.patchers.datasetcondensation import dataset_labels
+from ddaudit.hooks.patchers._patcher import Patcher
 
 CODEBASE = "datadam"
 GET_DATASET = "get_dataset(dataset, data_path, args)"

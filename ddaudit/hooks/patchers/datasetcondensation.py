@@ -29,11 +29,12 @@ import torch
 
 from ddaudit.errors import PatchError
 from ddaudit.hooks.patchers._checks import require_call_site, require_function
+from ddaudit.hooks.patchers._common import dataset_labels
 from ddaudit.hooks.patchers._embed import EmbedInterceptor, wrapping_factory
 from ddaudit.hooks.patchers._forks import detect_fork, reads_group_item, refuse_own_fair_mode
 from ddaudit.hooks.patchers._gradients import RealGradientChannel
 from ddaudit.hooks.patchers._registry import register_patcher
-from ddaudit.hooks.patchers._session import Patcher
+from ddaudit.hooks.patchers._patcher import Patcher
 
 CODEBASE = "datasetcondensation"
 ERR_VARIANT = (
@@ -53,15 +54,6 @@ def detect_variant(source: str, script: str) -> str:
     if re.search(r"\.embed\b", source):
         return "dm"
     raise PatchError(ERR_VARIANT.format(script=script))
-
-
-def dataset_labels(dataset) -> np.ndarray:
-    """Class of every row of a torchvision-style dataset (``targets``/``labels``, else item [1])."""
-    for name in ("targets", "labels"):
-        values = getattr(dataset, name, None)
-        if values is not None and len(values) == len(dataset):
-            return np.asarray(torch.as_tensor(values).reshape(-1), dtype=np.int64)
-    return np.asarray([int(dataset[i][1]) for i in range(len(dataset))], dtype=np.int64)
 
 
 @register_patcher(CODEBASE, aliases=("dc", "dsa", "dm", "fairdd", "cobra"))

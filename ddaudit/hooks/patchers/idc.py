@@ -31,9 +31,9 @@ import torch
 from ddaudit.errors import PatchError
 from ddaudit.hooks.fair_matching import fair_matching
 from ddaudit.hooks.patchers._checks import require_call_site, require_function
+from ddaudit.hooks.patchers._common import dataset_labels
 from ddaudit.hooks.patchers._registry import register_patcher
-from ddaudit.hooks.patchers._session import Patcher
-from ddaudit.hooks.patchers.datasetcondensation import dataset_labels
+from ddaudit.hooks.patchers._patcher import Patcher
 
 CODEBASE = "idc"
 MATCHLOSS = "matchloss(args, img_real, img_syn, lab_real, lab_syn, model)"

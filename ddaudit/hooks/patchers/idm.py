@@ -25,11 +25,11 @@ import numpy as np
 
 from ddaudit.errors import PatchError
 from ddaudit.hooks.patchers._checks import require_call_site, require_function
+from ddaudit.hooks.patchers._common import MTT_GET_DATASET as GET_DATASET
+from ddaudit.hooks.patchers._common import dataset_labels, preset_as_mtt_tuple
 from ddaudit.hooks.patchers._embed import EmbedInterceptor, wrapping_factory
 from ddaudit.hooks.patchers._registry import register_patcher
-from ddaudit.hooks.patchers._session import Patcher
-from ddaudit.hooks.patchers.datasetcondensation import dataset_labels
-from ddaudit.hooks.patchers.mtt import GET_DATASET, preset_as_mtt_tuple
+from ddaudit.hooks.patchers._patcher import Patcher
 
 CODEBASE = "idm"
 GET_NETWORK = "get_network(model, channel, num_classes, im_size=(32, 32))"

@@ -27,21 +27,21 @@ import sys
 
 import torch
 
-from ddaudit.errors import ConfigError, PatchError
+from ddaudit.errors import PatchError
 from ddaudit.hooks.patchers._checks import require_call_site, require_function
 from ddaudit.hooks.patchers._experts import ExpertTraining
 from ddaudit.hooks.patchers._registry import register_patcher
-from ddaudit.hooks.patchers._session import Patcher
-from ddaudit.hooks.patchers.datasetcondensation import dataset_labels
+from ddaudit.hooks.patchers._common import ERR_MTT_ZCA as ERR_ZCA  # noqa: F401
+from ddaudit.hooks.patchers._common import MTT_GET_DATASET as GET_DATASET
+from ddaudit.hooks.patchers._common import dataset_labels, preset_as_mtt_tuple
+from ddaudit.hooks.patchers._patcher import Patcher
 
 CODEBASE = "mtt"
-GET_DATASET = "get_dataset(dataset, data_path, batch_size=1, subset='imagenette', args=None)"
 GET_NETWORK = "get_network(model, channel, num_classes, im_size=(32, 32), dist=True)"
 ERR_VARIANT = (
     "mtt: {script} is neither buffer.py (experts trained with a shuffled DataLoader and "
     "nn.CrossEntropyLoss) nor distill.py (matching expert_trajectory)"
 )
-ERR_ZCA = "mtt: --zca cannot be combined with an injected dataset preset; drop --zca from the script's arguments"
 
 
 def detect_variant(source: str, script: str) -> str:
@@ -97,21 +97,6 @@ class MTTPatcher(Patcher):
 
         get_dataset.__wrapped__ = original
         return get_dataset
-
-
-def preset_as_mtt_tuple(session, dataset, args) -> tuple:
-    """The injected preset as MTT's ``get_dataset`` 12-tuple (also IDM's, which imports MTT's utils)."""
-    if args is not None and getattr(args, "zca", False):
-        raise ConfigError(ERR_ZCA)
-    injected = session.injected
-    real = injected.real
-    session.summary.dataset = {"preset": injected.spec, "script_asked": str(dataset), "train_rows": len(real.train)}
-    identity = {c: c for c in range(real.num_classes)}
-    return (
-        real.channel, tuple(real.im_size), real.num_classes, list(real.class_names),
-        injected.mean, injected.std, injected.train_rows(), injected.test_rows(),
-        injected.test_loader(batch_size=128), None, identity, dict(identity),
-    )
 
 
 def snapshotting_cpu(original, session):
