@@ -29,6 +29,9 @@ order of :mod:`ddaudit.mitigate.balanced` with its random numbers from numpy's
 global generator): every prefix ``perm[:n]`` takes the groups of the rows in
 turn, as evenly as their sizes allow, so a class batch holds every group the
 class has whenever ``n`` allows it. Rows stay distinct and the class's own.
+Only index lists of one class are balanced: a list spanning several classes
+(IDM's network-training batch) keeps the script's own order, so its class
+proportions stay as published.
 
 Limits: the closure must draw with ``numpy.random.permutation(<index list>)``
 (a fork that uses ``torch.randperm`` or a DataLoader is refused with a
@@ -124,6 +127,8 @@ class DrawRecorder:
         self.balanced = balanced
         #: Draws whose order was balanced over the groups (``balanced``).
         self.balanced_draws = 0
+        #: Draws left in the script's own order under ``balanced`` because their rows span several classes.
+        self.mixed_class_draws = 0
 
     def _index_list(self, value) -> np.ndarray | None:
         if not isinstance(value, (list, tuple, np.ndarray)):
@@ -148,10 +153,12 @@ class DrawRecorder:
             if self.by_weight:
                 result = weighted_permutation(indices, self._table.weights[indices], np.random.random_sample)
                 self.weighted += 1
-            elif self.balanced:
+            elif self.balanced and self._table.class_of(indices) is not None:
                 result = balanced_permutation(indices, self._table.groups[indices], np.random.random_sample)
                 self.balanced_draws += 1
             else:
+                if self.balanced:
+                    self.mixed_class_draws += 1
                 result = original(x, *args, **kwargs)
             draw = Draw(indices=np.array(result, copy=True), cls=None)
             self._remember(draw)

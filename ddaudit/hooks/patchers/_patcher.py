@@ -17,9 +17,10 @@ ERR_NOTHING_SAMPLED = (
     "of its training-row indices; this looks like another version or fork, or the run did no distillation step"
 )
 ERR_NOTHING_BALANCED = (
-    "{codebase}: {script} ran with --batches balanced but drew no real batch through np.random.permutation "
-    "of its training-row indices; this looks like another version or fork, or the run did no distillation step"
+    "{codebase}: {script} ran with --batches balanced but drew no class batch through np.random.permutation "
+    "of one class's training-row indices; this looks like another version or fork, or the run did no distillation step"
 )
+MIXED_CLASS_NOTE = "--batches balanced: {draws} draws spanning several classes kept the script's own order"
 ERR_NOTHING_INTERCEPTED = (
     "{codebase}: {script} ran with the patches applied but no loss call reached them "
     "(expected {site}); this looks like another version or fork, or the run did no distillation step"
@@ -80,3 +81,5 @@ class Patcher:
             raise PatchError(ERR_NOTHING_SAMPLED.format(codebase=self.codebase, script=session.script.name))
         if session.batches == "balanced" and session.recorder.balanced_draws == 0:
             raise PatchError(ERR_NOTHING_BALANCED.format(codebase=self.codebase, script=session.script.name))
+        if session.batches == "balanced" and session.recorder.mixed_class_draws:
+            summary.note(MIXED_CLASS_NOTE.format(draws=session.recorder.mixed_class_draws))
