@@ -61,7 +61,8 @@ class Patcher:
         """Refuse a script that draws its real batches other than by ``np.random.permutation`` when the
         run needs to know their rows (a fair mode or a groups table): :class:`DrawRecorder` finds them there."""
         session = self.session
-        if session.mode != "none" or session.table.groups is not None or session.sample_by_weight or session.batches == "balanced":
+        drawn_by_ddaudit = session.sample_by_weight or session.batches == "balanced"
+        if session.mode != "none" or session.table.groups is not None or drawn_by_ddaudit:
             require_call_site(
                 self.codebase, session.script.name, session.source, r"np\.random\.permutation\s*\(",
                 "draw real batches with np.random.permutation(indices_class[c])",
