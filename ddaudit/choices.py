@@ -19,6 +19,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 COMPILE_SETTINGS = ("auto", "on", "off")
 #: How a matching loss treats groups (:func:`ddaudit.fair_matching`, ``ddaudit run --mode``).
 MATCHING_MODES = ("none", "sync", "barycenter", "weights")
+#: How ``ddaudit run --batches`` draws a script's real batches (and the reference distillers' ``batches=``).
+BATCH_SAMPLINGS = ("uniform", "balanced")
 #: How MTT experts are made fair (``ddaudit run --experts``).
 EXPERT_STRATEGIES = ("sample", "reweight")
 

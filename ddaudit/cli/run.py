@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ddaudit.cli._common import handle_errors, make_console, parse_key_values
-from ddaudit.choices import EXPERT_STRATEGIES, MATCHING_MODES, choice_enum
+from ddaudit.choices import BATCH_SAMPLINGS, EXPERT_STRATEGIES, MATCHING_MODES, choice_enum
 from ddaudit.errors import ConfigError, DDAuditError
 
 RUN_HELP = """Run a third-party distillation script unchanged, with fair matching patched in.
@@ -29,8 +29,13 @@ SCRIPT_FAILED = "{script} raised {kind}: {message} (all patches were undone)"
 #: ``--mode`` and ``--experts`` choices, from the library's tuples.
 Mode = choice_enum("Mode", MATCHING_MODES)
 Experts = choice_enum("Experts", EXPERT_STRATEGIES)
+Batches = choice_enum("Batches", BATCH_SAMPLINGS)
 #: How the start line and the run summary say that --sample-by-weight chose the real batches.
 DRAWN_BY_WEIGHT = ", real batches drawn by weight"
+#: ... and that --batches balanced did.
+DRAWN_BALANCED = ", real batches group-balanced"
+#: The phrase for each ``sampling`` value of the run summary (uniform: the script's own draw, nothing to say).
+DRAWN = {"uniform": "", "weights": DRAWN_BY_WEIGHT, "balanced": DRAWN_BALANCED}
 
 
 def register(app: typer.Typer) -> None:
@@ -52,6 +57,7 @@ def run(
     dataset_option: Annotated[Optional[list[str]], typer.Option("--dataset-option", help="Preset option KEY=VALUE (repeatable), e.g. bias_ratio=0.95.")] = None,
     weights: Annotated[Optional[Path], typer.Option(help="Per-row weights for --mode weights or --sample-by-weight (e.g. `ddaudit weights` output), aligned with the training set.")] = None,
     sample_by_weight: Annotated[bool, typer.Option("--sample-by-weight", help="Draw the script's real batches by --weights (distinct rows, without replacement) instead of weighting the loss; combine with --mode none, sync or barycenter. Codebases that draw with np.random.permutation: datasetcondensation, idm, datadam, adapters.")] = False,
+    batches: Annotated[Batches, typer.Option(help="uniform: the script's own real batches, as published (default). balanced: each class batch takes the class's groups in turn (needs --groups or --dataset; not with --sample-by-weight), so FairDD's matching sees every group; same codebases as --sample-by-weight.")] = Batches.uniform,
     faithful: Annotated[bool, typer.Option("--faithful/--normalized", help="FairDD's unnormalised sum over the groups present (default), or that sum divided by their number.")] = True,
     min_group_size: Annotated[int, typer.Option(help="Groups with fewer rows in a real batch are skipped.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed for python, numpy and torch, and the pinned clock the codebase reseeds from.")] = 0,
@@ -69,7 +75,8 @@ def run(
     script, argv = ctx.args[0], list(ctx.args[1:])
     console = make_console()
     session = patch(
-        codebase, script, mode=mode.value, groups=groups, weights=weights, sample_by_weight=sample_by_weight, dataset=dataset,
+        codebase, script, mode=mode.value, groups=groups, weights=weights, sample_by_weight=sample_by_weight,
+        batches=batches.value, dataset=dataset,
         dataset_options=parse_key_values(dataset_option, "--dataset-option"), faithful=faithful,
         min_group_size=min_group_size, seed=seed, experts=experts.value, device=device, adapter=adapter,
     )
@@ -77,7 +84,7 @@ def run(
     status = 0
     try:
         with session:  # entering checks the codebase and the groups: input errors come before this line
-            drawn = DRAWN_BY_WEIGHT if sample_by_weight else ""
+            drawn = DRAWN[session.summary.sampling]
             console.print(f"ddaudit run: {name} {script} (mode {mode.value}{drawn}, seed {seed})")
             session.run(argv)
     except DDAuditError:
@@ -111,7 +118,7 @@ def render_summary(console, summary) -> None:
     if data.get("fork"):
         variant = f" fork {data['fork']}" + variant
     variant_mode = data["mode"] + (" faithful" if data["faithful"] else " normalized") if data["mode"] == "sync" else data["mode"]
-    drawn = DRAWN_BY_WEIGHT if data["sampling"] == "weights" else ""
+    drawn = DRAWN.get(data["sampling"], "")
     console.print(f"[bold]run summary[/bold]: {data['codebase']}{variant}, mode {variant_mode}{drawn}, groups from {data['group_source'] or 'nowhere'}")
     console.print("patched: " + (", ".join(data["patched"]) or "nothing"))
     sites = ", ".join(f"{site} {n}" for site, n in data["calls_by_site"].items())

@@ -30,6 +30,24 @@ def balanced_order(groups: torch.Tensor, generator: torch.Generator) -> torch.Te
         return torch.zeros(0, dtype=torch.long)
     shuffle = torch.randperm(count, generator=generator)
     tie_break = torch.rand(count, generator=generator, dtype=torch.float64)
+    return order_by_round(groups, shuffle, tie_break)
+
+
+def order_by_round(groups: torch.Tensor, shuffle: torch.Tensor, tie_break: torch.Tensor) -> torch.Tensor:
+    """The balanced order of positions ``0..len(groups)-1``, given its random inputs.
+
+    *shuffle* is a uniformly random permutation of the positions and *tie_break*
+    one uniform number per shuffled position. A row's round is its rank among its
+    own group's rows in *shuffle*; rows come by round, ties in *tie_break* order.
+    :func:`balanced_order` draws the inputs from a torch generator, the
+    ``ddaudit run --batches balanced`` draw from numpy's global one.
+    """
+    groups = torch.as_tensor(groups).reshape(-1).cpu().long()
+    shuffle = torch.as_tensor(shuffle).reshape(-1).cpu().long()
+    tie_break = torch.as_tensor(tie_break).reshape(-1).cpu().double()
+    count = groups.numel()
+    if count == 0:
+        return torch.zeros(0, dtype=torch.long)
     shuffled_groups = groups[shuffle]
     # Rank of each shuffled row inside its own group: rows of one group in shuffled order get 0, 1, 2, ...
     by_group = torch.argsort(shuffled_groups, stable=True)

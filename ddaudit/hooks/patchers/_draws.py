@@ -23,6 +23,16 @@ is ``n`` distinct rows drawn by weight without replacement. Rows of zero weight
 come last. Distinct rows keep ``--init real`` from starting two synthetic
 images on the same real one.
 
+With ``balanced`` (``ddaudit run --batches balanced``) the permutation it
+returns is a group-balanced one instead (:func:`balanced_permutation`, the
+order of :mod:`ddaudit.mitigate.balanced` with its random numbers from numpy's
+global generator): every prefix ``perm[:n]`` takes the groups of the rows in
+turn, as evenly as their sizes allow, so a class batch holds every group the
+class has whenever ``n`` allows it. Rows stay distinct and the class's own.
+Only index lists of one class are balanced: a list spanning several classes
+(IDM's network-training batch) keeps the script's own order, so its class
+proportions stay as published.
+
 Limits: the closure must draw with ``numpy.random.permutation(<index list>)``
 (a fork that uses ``torch.randperm`` or a DataLoader is refused with a
 :class:`~ddaudit.errors.PatchError` at the first real batch), and rows must reach
@@ -38,6 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ddaudit.hooks.patchers._groups import GroupTable
+from ddaudit.mitigate.balanced import order_by_round
 
 #: Draws kept while nothing claims them (bounded so an unclaimed loop cannot grow memory).
 MAX_PENDING_DRAWS = 4096
@@ -80,13 +91,32 @@ def weighted_permutation(indices: np.ndarray, weights: np.ndarray, uniform) -> n
     return np.asarray(indices)[np.lexsort((-u, -keys))]
 
 
+def balanced_permutation(indices: np.ndarray, groups: np.ndarray, uniform) -> np.ndarray:
+    """*indices* in a random order whose every prefix is balanced over *groups* (one group per index).
+
+    The order of :func:`ddaudit.mitigate.balanced.balanced_order`: rows by their
+    rank inside their own group's shuffle, ties at random. ``uniform(n)``
+    supplies the random numbers (a shuffle from one call, the tie-breaks from a
+    second), so the caller decides which generator (and seed) the order comes from.
+    """
+    indices = np.asarray(indices)
+    count = len(indices)
+    shuffle = np.argsort(uniform(count), kind="stable")
+    tie_break = uniform(count)
+    positions = order_by_round(np.asarray(groups, dtype=np.int64), shuffle, np.asarray(tie_break, dtype=np.float64))
+    return indices[positions.numpy()]
+
+
 class DrawRecorder:
     """Records index draws made by the codebase; hands them to the loss interceptors.
 
-    With ``by_weight`` the draws themselves follow the table's weights (see the module docstring).
+    With ``by_weight`` the draws themselves follow the table's weights, with
+    ``balanced`` they are balanced over the table's groups (see the module docstring).
     """
 
-    def __init__(self, table: GroupTable, covers, *, by_weight: bool = False) -> None:
+    def __init__(self, table: GroupTable, covers, *, by_weight: bool = False, balanced: bool = False) -> None:
+        if by_weight and balanced:
+            raise ValueError("a draw is either by weight or group-balanced, not both")
         self._table = table
         self._covers = covers
         self._draws: list[Draw] = []
@@ -94,6 +124,11 @@ class DrawRecorder:
         self.by_weight = by_weight
         #: Draws whose order came from the weights (``by_weight``).
         self.weighted = 0
+        self.balanced = balanced
+        #: Draws whose order was balanced over the groups (``balanced``).
+        self.balanced_draws = 0
+        #: Draws left in the script's own order under ``balanced`` because their rows span several classes.
+        self.mixed_class_draws = 0
 
     def _index_list(self, value) -> np.ndarray | None:
         if not isinstance(value, (list, tuple, np.ndarray)):
@@ -118,7 +153,12 @@ class DrawRecorder:
             if self.by_weight:
                 result = weighted_permutation(indices, self._table.weights[indices], np.random.random_sample)
                 self.weighted += 1
+            elif self.balanced and self._table.class_of(indices) is not None:
+                result = balanced_permutation(indices, self._table.groups[indices], np.random.random_sample)
+                self.balanced_draws += 1
             else:
+                if self.balanced:
+                    self.mixed_class_draws += 1
                 result = original(x, *args, **kwargs)
             draw = Draw(indices=np.array(result, copy=True), cls=None)
             self._remember(draw)

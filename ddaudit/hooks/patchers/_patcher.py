@@ -16,6 +16,11 @@ ERR_NOTHING_SAMPLED = (
     "{codebase}: {script} ran with --sample-by-weight but drew no real batch through np.random.permutation "
     "of its training-row indices; this looks like another version or fork, or the run did no distillation step"
 )
+ERR_NOTHING_BALANCED = (
+    "{codebase}: {script} ran with --batches balanced but drew no class batch through np.random.permutation "
+    "of one class's training-row indices; this looks like another version or fork, or the run did no distillation step"
+)
+MIXED_CLASS_NOTE = "--batches balanced: {draws} draws spanning several classes kept the script's own order"
 ERR_NOTHING_INTERCEPTED = (
     "{codebase}: {script} ran with the patches applied but no loss call reached them "
     "(expected {site}); this looks like another version or fork, or the run did no distillation step"
@@ -31,7 +36,8 @@ class Patcher:
     expected_site: ClassVar[str] = "a matching-loss call"
     #: Whether ``experts`` (expert-training strategy) means anything for this codebase.
     trains_experts: ClassVar[bool] = False
-    #: Whether real batches are drawn through the recorded ``np.random.permutation`` (``--sample-by-weight``).
+    #: Whether real batches are drawn through the recorded ``np.random.permutation``
+    #: (``--sample-by-weight``, ``--batches balanced``).
     draws_by_permutation: ClassVar[bool] = False
 
     def __init__(self, session) -> None:
@@ -55,7 +61,8 @@ class Patcher:
         """Refuse a script that draws its real batches other than by ``np.random.permutation`` when the
         run needs to know their rows (a fair mode or a groups table): :class:`DrawRecorder` finds them there."""
         session = self.session
-        if session.mode != "none" or session.table.groups is not None or session.sample_by_weight:
+        drawn_by_ddaudit = session.sample_by_weight or session.batches == "balanced"
+        if session.mode != "none" or session.table.groups is not None or drawn_by_ddaudit:
             require_call_site(
                 self.codebase, session.script.name, session.source, r"np\.random\.permutation\s*\(",
                 "draw real batches with np.random.permutation(indices_class[c])",
@@ -73,3 +80,7 @@ class Patcher:
             )
         if session.sample_by_weight and session.recorder.weighted == 0:
             raise PatchError(ERR_NOTHING_SAMPLED.format(codebase=self.codebase, script=session.script.name))
+        if session.batches == "balanced" and session.recorder.balanced_draws == 0:
+            raise PatchError(ERR_NOTHING_BALANCED.format(codebase=self.codebase, script=session.script.name))
+        if session.batches == "balanced" and session.recorder.mixed_class_draws:
+            summary.note(MIXED_CLASS_NOTE.format(draws=session.recorder.mixed_class_draws))

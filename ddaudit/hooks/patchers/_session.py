@@ -19,12 +19,18 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ddaudit.choices import BATCH_SAMPLINGS
 from ddaudit.errors import ConfigError, InputError, PatchError
 from ddaudit.hooks.patchers._checks import ERR_NO_MODULE
 from ddaudit.hooks.patchers._device import DEVICES, ERR_DEVICE, force_cpu, require_cuda
 from ddaudit.hooks.patchers._draws import DrawRecorder
 from ddaudit.hooks.patchers._experts import check_strategy
-from ddaudit.hooks.patchers._patcher import ERR_NOTHING_INTERCEPTED, ERR_NOTHING_SAMPLED, Patcher  # noqa: F401
+from ddaudit.hooks.patchers._patcher import (  # noqa: F401
+    ERR_NOTHING_BALANCED,
+    ERR_NOTHING_INTERCEPTED,
+    ERR_NOTHING_SAMPLED,
+    Patcher,
+)
 from ddaudit.hooks.patchers._groups import GroupTable, InjectedDataset, load_groups, load_vector
 from ddaudit.hooks.patchers._registry import get_patcher
 from ddaudit.hooks.patchers._script import run_as_main
@@ -55,6 +61,17 @@ ERR_SAMPLE_UNSUPPORTED = (
     "codebase {codebase!r} does not draw its real batches with np.random.permutation, so --sample-by-weight "
     "cannot change them; use --mode weights instead"
 )
+ERR_BATCHES = "--batches must be one of {valid}; got {batches!r}"
+ERR_BALANCED_NEEDS_GROUPS = (
+    "--batches balanced draws real rows evenly over the groups: pass --groups FILE or --dataset PRESET"
+)
+ERR_BALANCED_WEIGHTED = (
+    "--batches balanced draws real rows evenly over the groups and --sample-by-weight draws them by weight; use one"
+)
+ERR_BALANCED_UNSUPPORTED = (
+    "codebase {codebase!r} does not draw its real batches with np.random.permutation, so --batches balanced "
+    "cannot change them; use --batches uniform"
+)
 ERR_EXPERTS = "--experts applies to codebases that train experts (mtt) only"
 ERR_NOT_OPEN = "this patch session is not active; use it as `with patch(...) as session: session.run(argv)`"
 
@@ -75,6 +92,7 @@ class PatchSession:
         groups=None,
         weights=None,
         sample_by_weight: bool = False,
+        batches: str = "uniform",
         dataset=None,
         dataset_options: dict | None = None,
         faithful: bool = True,
@@ -116,6 +134,16 @@ class PatchSession:
                 raise ConfigError(ERR_SAMPLE_TWICE)
             if not self.patcher_class.draws_by_permutation:
                 raise ConfigError(ERR_SAMPLE_UNSUPPORTED.format(codebase=self.codebase))
+        if batches not in BATCH_SAMPLINGS:
+            raise ConfigError(ERR_BATCHES.format(valid="|".join(BATCH_SAMPLINGS), batches=batches))
+        self.batches = batches
+        if batches == "balanced":
+            if self.sample_by_weight:
+                raise ConfigError(ERR_BALANCED_WEIGHTED)
+            if groups is None and dataset is None:
+                raise ConfigError(ERR_BALANCED_NEEDS_GROUPS)
+            if not self.patcher_class.draws_by_permutation:
+                raise ConfigError(ERR_BALANCED_UNSUPPORTED.format(codebase=self.codebase))
         if weights is not None and mode != "weights" and not self.sample_by_weight:
             raise ConfigError(ERR_WEIGHTS_UNUSED)
         if mode == "weights" and weights is None:
@@ -139,7 +167,7 @@ class PatchSession:
         self.table: GroupTable | None = None
         self.summary = RunSummary(
             codebase=self.codebase, script=self.script_arg, mode=mode, faithful=self.faithful, seed=self.seed,
-            sampling="weights" if self.sample_by_weight else "uniform",
+            sampling="weights" if self.sample_by_weight else self.batches,
         )
         self.summary.device = device
         self.stack: PatchStack | None = None
@@ -253,7 +281,9 @@ class PatchSession:
             if self.device == "cpu":
                 force_cpu(self.stack)
             self.clock = pin_seeds(self.stack, self.seed, [str(self.root)])
-            self.recorder = DrawRecorder(self.table, self.covers, by_weight=self.sample_by_weight)
+            self.recorder = DrawRecorder(
+                self.table, self.covers, by_weight=self.sample_by_weight, balanced=self.batches == "balanced"
+            )
             self.patcher = self.patcher_class(self)
             self.patcher.prepare()
         except PatchError as error:
@@ -303,7 +333,9 @@ def patch(codebase: str | None, script: str | os.PathLike, **options) -> PatchSe
     Options: ``mode`` (sync, barycenter, weights, none), ``groups`` (a per-row file or
     array), ``weights`` (per-row, mode ``weights``), ``sample_by_weight`` (draw the
     script's real batches by ``weights`` instead: codebases that draw with
-    ``np.random.permutation``), ``dataset`` (a preset injected
+    ``np.random.permutation``), ``batches`` (``"uniform"``: the script's own draw;
+    ``"balanced"``: each class batch drawn evenly over the groups, same codebases,
+    needs ``groups`` or ``dataset``), ``dataset`` (a preset injected
     through the codebase's ``get_dataset``) with ``dataset_options``, ``faithful``
     (FairDD's unnormalised sum; ``False`` divides by the number of groups),
     ``min_group_size``, ``seed``, ``experts`` (MTT: ``sample`` or ``reweight``), ``device``

@@ -30,7 +30,8 @@ class RunSummary:
     mode: str
     faithful: bool
     seed: int
-    #: How the script's real batches were drawn: ``uniform`` (its own draw) or ``weights`` (--sample-by-weight).
+    #: How the script's real batches were drawn: ``uniform`` (its own draw), ``weights`` (--sample-by-weight)
+    #: or ``balanced`` (--batches balanced).
     sampling: str = "uniform"
     group_source: str | None = None
     variant: str | None = None
