@@ -336,6 +336,36 @@ def test_preset_is_injected_through_get_dataset(tmp_path):
         assert entry["loss"] == pytest.approx(float(expected), rel=1e-5)
 
 
+def test_a_groups_file_replaces_the_injected_presets_groups(tmp_path):
+    """Pseudo-groups on an injected preset: --dataset brings the rows, --groups the groups matched."""
+    from ddaudit.data import load_real
+
+    real = load_real("cmnist-fg", n_train=60, n_test=5)
+    pseudo = (real.train.a.numpy() + 1 + real.train.y.numpy()) % 3  # not the preset's groups
+    np.save(tmp_path / "pseudo.npy", pseudo)
+    argv = ["--batch_real", 4, "--ipc", 1, "--Iteration", 0, "--init", "noise", "--save_path", tmp_path]
+    summary, trace = run_traced("datasetcondensation", DC / "main_DM.py", argv, groups=tmp_path / "pseudo.npy",
+                                dataset="cmnist-fg", dataset_options={"n_train": 60, "n_test": 5})
+    assert "pseudo.npy" in summary.group_source and "cmnist-fg" in summary.group_source
+    pairs = list(paired(trace, "dm"))
+    assert pairs
+    for entry, idx in pairs:
+        torch.testing.assert_close(entry["img_real"], real.train.x[idx])
+        expected = fairdd_dm(raw_embed(entry["net"], entry["img_real"]), torch.as_tensor(pseudo[idx]),
+                             raw_embed(entry["net"], entry["img_syn"]))
+        assert entry["loss"] == pytest.approx(float(expected), rel=1e-5)
+
+    np.save(tmp_path / "short.npy", pseudo[:-1])
+    out = tmp_path / "refused"
+    result = CliRunner().invoke(app, ["run", "-c", "datasetcondensation", "--mode", "sync", "--groups",
+                                      str(tmp_path / "short.npy"), "--dataset", "cmnist-fg",
+                                      "--dataset-option", "n_train=60", "--dataset-option", "n_test=5", "--",
+                                      str(DC / "main_DM.py"), *map(str, argv[:-1]), str(out)])
+    assert result.exit_code == 2, result.output
+    assert "59 rows" in result.output and "60 training rows" in result.output
+    assert not out.exists()
+
+
 # ------------------------------------------------------------------------------ undo
 
 

@@ -62,6 +62,12 @@ def load_vector(path: str | Path, what: str) -> np.ndarray:
     return values
 
 
+ERR_GROUPS_FOR_PRESET = (
+    "groups from {source} have {got} rows but preset {spec!r} has {expected} training rows; "
+    "make them for the same preset and options (e.g. `ddaudit weights --real {spec} --pseudo-groups FILE`)"
+)
+
+
 def load_groups(path: str | Path) -> np.ndarray:
     """Group ids (int64) from a per-row file."""
     values = load_vector(path, "groups")
@@ -186,13 +192,18 @@ class InjectedDataset:
             raise InputError(f"dataset preset {spec!r} has no training split; a distiller needs one")
         return cls(spec=spec, real=real)
 
-    def table(self, weights: np.ndarray | None = None) -> GroupTable:
+    def table(self, weights: np.ndarray | None = None, *, groups: np.ndarray | None = None,
+              source: str | None = None) -> GroupTable:
+        """The preset's rows with its own groups, or with *groups* in their place (e.g. pseudo-groups)."""
         train = self.real.train
+        if groups is not None and len(groups) != len(train):
+            raise InputError(ERR_GROUPS_FOR_PRESET.format(source=source, got=len(groups), spec=self.spec,
+                                                          expected=len(train)))
         table = GroupTable(
-            groups=train.a.numpy().astype(np.int64),
-            source=f"preset {self.spec}",
+            groups=train.a.numpy().astype(np.int64) if groups is None else np.asarray(groups, dtype=np.int64),
+            source=f"preset {self.spec}" if groups is None else f"{source} on preset {self.spec}",
             weights=weights,
-            group_names=list(self.real.group_names),
+            group_names=list(self.real.group_names) if groups is None else None,
         )
         table.bind_labels(train.y.numpy(), what="the weights")
         return table

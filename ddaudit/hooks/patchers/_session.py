@@ -47,7 +47,6 @@ _LIBRARY_PREFIXES = tuple(os.path.join(folder, "") for folder in (os.path.dirnam
 ERR_NO_CODEBASE = "name the codebase with --codebase NAME, or describe the fork with --adapter FILE"
 ERR_SCRIPT_MISSING = "script {script} does not exist; give the path of the codebase's script after `--`"
 ERR_MODE_UNSUPPORTED = "codebase {codebase!r} supports --mode {valid}; got {mode!r}"
-ERR_BOTH_SOURCES = "give the groups either with --groups FILE or with --dataset PRESET, not both"
 ERR_NEEDS_GROUPS = "--mode {mode} needs the group of every training row: pass --groups FILE or --dataset PRESET"
 ERR_NEEDS_WEIGHTS = "--mode weights needs one weight per training row: pass --weights FILE"
 ERR_WEIGHTS_UNUSED = "--weights is used only with --mode weights or --sample-by-weight; drop it or add one of them"
@@ -124,8 +123,6 @@ class PatchSession:
             raise InputError(ERR_SCRIPT_MISSING.format(script=script))
         self.root = self.script.parent
         self.source = self.script.read_text(encoding="utf-8", errors="replace")
-        if groups is not None and dataset is not None:
-            raise ConfigError(ERR_BOTH_SOURCES)
         self.sample_by_weight = bool(sample_by_weight)
         if self.sample_by_weight:
             if weights is None:
@@ -192,7 +189,12 @@ class PatchSession:
             if not isinstance(injected, InjectedDataset):
                 injected = InjectedDataset.load(str(injected), self._dataset_options)
             self.injected = injected
-            return injected.table(weights)
+            groups = self._groups_arg
+            if groups is None:
+                return injected.table(weights)
+            named = f"file {groups}" if isinstance(groups, (str, os.PathLike)) else "array"
+            values = load_groups(groups) if isinstance(groups, (str, os.PathLike)) else np.asarray(groups, dtype=np.int64).reshape(-1)
+            return injected.table(weights, groups=values, source=named)
         groups = self._groups_arg
         if groups is None:
             return GroupTable(groups=None, source="weights file" if weights is not None else None, weights=weights)
