@@ -82,31 +82,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demo-dir", type=Path, required=True)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    parser.add_argument("--no-plain", action="store_true",
+                        help="skip the plain check (figures only, no cost ratio)")
+    parser.add_argument("--real", default="cmnist-fg", help="the embedded preset the demo distils and check audits on")
     parser.add_argument("--full-reference", action="store_true",
                         help="also audit the first set with --full-reference (a model trained on all 4,000 rows)")
     args = parser.parse_args(own)
     ddaudit = str(Path(sys.executable).parent / "ddaudit")
     if not any(args.demo_dir.glob("res_DM_*.pt")):
-        _run([ddaudit, "demo", "--out", str(args.demo_dir), "--preset", "cpu", *extra])
+        _run([ddaudit, "demo", "--out", str(args.demo_dir), "--preset", "cpu", "--real", args.real, *extra])
     for variant in args.variants:
         path = next(args.demo_dir.glob(f"{VARIANTS[variant]}*.pt"))
         report = args.demo_dir / f"attacks-{variant}.json"
-        base = [ddaudit, "check", str(path), "--real", "cmnist-fg", *DEMO_CHECK, *extra]
-        plain = _run([*base, "--json", str(args.demo_dir / f"plain-{variant}.json"), "--force"])
+        base = [ddaudit, "check", str(path), "--real", args.real, *DEMO_CHECK, *extra]
+        plain = None if args.no_plain else _run([*base, "--json", str(args.demo_dir / f"plain-{variant}.json"),
+                                                  "--force"])
         attacked = _run([*base, "--privacy", "--robustness", "--json", str(report), "--force"])
         print(json.dumps({
-            "benchmark": "privacy_robustness", "set": path.name, "date": datetime.date.today().isoformat(),
-            "cpu": _cpu(), "threads_flag": extra, "plain_s": round(plain, 1), "with_attacks_s": round(attacked, 1),
-            "ratio": round(attacked / plain, 3), **_summary(json.loads(report.read_text())),
+            "benchmark": "privacy_robustness", "real": args.real, "set": path.name, "date": datetime.date.today().isoformat(),
+            "cpu": _cpu(), "threads_flag": extra, "plain_s": plain and round(plain, 1), "with_attacks_s": round(attacked, 1),
+            "ratio": plain and round(attacked / plain, 3), **_summary(json.loads(report.read_text())),
         }), flush=True)
     if args.full_reference:
         path = next(args.demo_dir.glob(f"{VARIANTS[args.variants[0]]}*.pt"))
         report = args.demo_dir / "attacks-full-reference.json"
-        seconds = _run([ddaudit, "check", str(path), "--real", "cmnist-fg", *DEMO_CHECK, *extra, "--privacy",
+        seconds = _run([ddaudit, "check", str(path), "--real", args.real, *DEMO_CHECK, *extra, "--privacy",
                         "--robustness", "--full-reference", "--json", str(report), "--force"])
         summary = _summary(json.loads(report.read_text()))
         print(json.dumps({
-            "benchmark": "privacy_robustness_full_reference", "set": path.name,
+            "benchmark": "privacy_robustness_full_reference", "real": args.real, "set": path.name,
             "date": datetime.date.today().isoformat(), "cpu": _cpu(), "threads_flag": extra,
             "with_attacks_and_full_reference_s": round(seconds, 1),
             "reference_attacks": summary["reference_attacks"], "reference_pgd": summary["reference_pgd"],
