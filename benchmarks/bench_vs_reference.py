@@ -123,14 +123,15 @@ def main() -> None:
     if not (args.dc_path / "utils.py").is_file():
         sys.exit(f"{args.dc_path} is not a DatasetCondensation checkout (no utils.py)")
     env = {**os.environ, "CI": "1", "OMP_NUM_THREADS": str(args.threads)}
-    ddaudit = str(Path(sys.executable).parent / "ddaudit")
+    script = Path(sys.executable).parent / "ddaudit"  # the console script, as a user runs it
+    ddaudit = [str(script)] if script.is_file() else [sys.executable, "-m", "ddaudit"]  # not installed: the source tree
     with tempfile.TemporaryDirectory() as tmp:
         options = parse_key_values(args.real_option, "--real-option")
         set_path, tensors_path = build_inputs(Path(tmp), args.ipc, args.seed, options)
         report_path = Path(tmp) / "report.json"
         reference_cmd = [sys.executable, "-c", REFERENCE_DRIVER, str(args.dc_path.resolve()), str(tensors_path),
                          str(args.epochs), str(args.num_eval), str(args.threads), args.device]
-        check_cmd = [ddaudit, "check", str(set_path), "--real", "cmnist-fg", "--epochs", str(args.epochs + 1),
+        check_cmd = [*ddaudit, "check", str(set_path), "--real", "cmnist-fg", "--epochs", str(args.epochs + 1),
                      "--num-eval", str(args.num_eval), "--no-reference", "--seed", str(args.seed), "--device", args.device,
                      *[f"--real-option={pair}" for pair in args.real_option],
                      *args.check_args.split(), "--json", str(report_path), "--force"]
@@ -158,7 +159,7 @@ def main() -> None:
                 "reference": {**ref_time, "mean_accuracy": round(sum(ref_acc) / len(ref_acc), 4)},
                 "ddaudit": {**our_time, "mean_accuracy": round(report["metrics"]["accuracy"]["mean"], 4)},
                 "speedup": round(ref_time["wall_s"] / our_time["wall_s"], 2),
-                "command": " ".join(["ddaudit", *check_cmd[1:-3]]),
+                "command": " ".join(["ddaudit", *check_cmd[len(ddaudit):-3]]),
             }), flush=True)
 
 

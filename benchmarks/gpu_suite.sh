@@ -74,7 +74,7 @@ else
   DEMO=(--preset gpu --device cuda --iterations 500 --num-eval 2 --eval-epochs 300)
   DM_ARGS=(--ipc 10 --Iteration 100 --epoch_eval_train 20 --batch_real 256)
   TORCHRUN=(--device "$SHARED" --threads 4 --ipc 10 --launch-timeout 30 -- --num-eval 4 --no-reference --no-probe --protocol dsa --epochs 100 --n-boot 200)
-  T_ENGINE=60; T_REFERENCE=75; T_HOOKS_DM=35; T_HOOKS_DC=45; T_DEMO=95; T_RUN=40; T_TORCHRUN=100
+  T_ENGINE=60; T_REFERENCE=75; T_HOOKS_DM=35; T_HOOKS_DC=45; T_DEMO=180; T_RUN=40; T_TORCHRUN=100
 fi
 
 STEPS="$OUT/steps.tsv"

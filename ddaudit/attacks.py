@@ -34,7 +34,7 @@ class AttackPlan:
 
     @classmethod
     def build(cls, *, privacy: bool, robustness: bool, members=None, samples: int = 1000,
-              budgets="1/255,2/255,4/255,8/255", steps: int = 10) -> "AttackPlan":
+              budgets="2/255,4/255,8/255", steps: int = 10) -> "AttackPlan":
         from ddaudit.distributed import world_size
         from ddaudit.robustness import check_samples, parse_budgets
 

@@ -292,7 +292,7 @@ def audit(
     members: np.ndarray | str | Path | None = None,
     robustness: bool = False,
     robustness_samples: int = 1000,
-    robustness_budgets: str | Sequence[float] = "1/255,2/255,4/255,8/255",
+    robustness_budgets: str | Sequence[float] = "2/255,4/255,8/255",
     pgd_steps: int = 10,
 ) -> AuditReport:
     """Audit one distilled set; returns an :class:`~ddaudit.report.AuditReport`

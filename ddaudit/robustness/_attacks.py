@@ -28,7 +28,8 @@ CORRUPTIONS = {
 
 def pgd_linf(forward: Forward, raw: torch.Tensor, labels: torch.Tensor, eps: float, *, steps: int = 10,
              alpha: float | None = None, to_model: Forward = lambda x: x, clip: bool = True,
-             generator: torch.Generator | None = None, stop_on_success: bool = False) -> torch.Tensor:
+             generator: torch.Generator | None = None, stop_on_success: bool = False,
+             return_predictions: bool = False):
     """Adversarial raw images within ``eps`` (L-inf) of *raw* that raise the cross-entropy of *forward*.
 
     ``alpha`` defaults to ``2.5 * eps / steps``; ``clip`` keeps pixels in [0, 1].
@@ -36,9 +37,17 @@ def pgd_linf(forward: Forward, raw: torch.Tensor, labels: torch.Tensor, eps: flo
     *forward* misclassifies and keeps that iterate (an audit needs only one
     adversarial example per row; rows still correct run every step), so a
     weak model costs fewer steps. The forward must treat rows independently
-    (evaluation mode), as every evaluator does.
+    (evaluation mode), as every evaluator does. With ``return_predictions``
+    (and ``stop_on_success``) it returns ``(images, predicted labels)``: the
+    labels of the fooling iterates are the ones the attack already computed,
+    so only the rows that resisted every step need one more forward pass.
     """
+    if return_predictions and not stop_on_success:
+        raise ValueError("return_predictions needs stop_on_success")
     if eps <= 0 or steps <= 0:
+        if return_predictions:
+            with torch.no_grad():
+                return raw.clone(), forward(to_model(raw)).float().argmax(-1)
         return raw.clone()
     alpha = 2.5 * eps / steps if alpha is None else alpha
     noise = torch.rand(raw.shape, generator=generator, dtype=raw.dtype) * 2 - 1
@@ -46,8 +55,9 @@ def pgd_linf(forward: Forward, raw: torch.Tensor, labels: torch.Tensor, eps: flo
     if clip:
         delta = (raw + delta).clamp(0, 1) - raw
     if stop_on_success:
-        return _pgd_until_wrong(forward, raw, labels, delta, eps, steps=steps, alpha=alpha, to_model=to_model,
-                                clip=clip)
+        images, predicted = _pgd_until_wrong(forward, raw, labels, delta, eps, steps=steps, alpha=alpha,
+                                             to_model=to_model, clip=clip)
+        return (images, predicted) if return_predictions else images
     for _ in range(steps):
         delta.requires_grad_(True)
         loss = F.cross_entropy(forward(to_model(raw + delta)).float(), labels)
@@ -59,17 +69,23 @@ def pgd_linf(forward: Forward, raw: torch.Tensor, labels: torch.Tensor, eps: flo
 
 
 def _pgd_until_wrong(forward: Forward, raw: torch.Tensor, labels: torch.Tensor, delta: torch.Tensor, eps: float, *,
-                     steps: int, alpha: float, to_model: Forward, clip: bool) -> torch.Tensor:
-    """The PGD loop on the rows still classified correctly; a row keeps the first iterate that fools *forward*."""
+                     steps: int, alpha: float, to_model: Forward, clip: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The PGD loop on the rows still classified correctly; a row keeps the first iterate that fools *forward*.
+
+    Returns the images and their predicted labels (the final iterate's rows are predicted once more, without grad).
+    """
     out = raw.clone()
+    predicted = labels.clone()
     active = torch.arange(len(raw), device=raw.device)
     for _ in range(steps):
         x, d = raw[active], delta[active].requires_grad_(True)
         logits = forward(to_model(x + d)).float()
-        correct = logits.argmax(-1) == labels[active]
+        guess = logits.argmax(-1)
+        correct = guess == labels[active]
         out[active[~correct]] = (x + d)[~correct].detach()
+        predicted[active[~correct]] = guess[~correct].detach()
         if not correct.any():
-            return out
+            return out, predicted
         # Rows are independent, so the kept rows' gradient signs are those of the whole batch's.
         loss = F.cross_entropy(logits[correct], labels[active][correct], reduction="sum")
         (grad,) = torch.autograd.grad(loss, d)
@@ -77,7 +93,10 @@ def _pgd_until_wrong(forward: Forward, raw: torch.Tensor, labels: torch.Tensor, 
         active = active[correct]
         delta[active] = (raw[active] + step).clamp(0, 1) - raw[active] if clip else step
     out[active] = raw[active] + delta[active]
-    return out
+    if len(active):
+        with torch.no_grad():
+            predicted[active] = forward(to_model(out[active])).float().argmax(-1)
+    return out, predicted
 
 
 def corrupt(raw: torch.Tensor, name: str, severity: int, generator: torch.Generator | None = None) -> torch.Tensor:

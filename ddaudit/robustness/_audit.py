@@ -22,7 +22,8 @@ from ddaudit.data._sampling import stratified_take
 from ddaudit.errors import ConfigError
 from ddaudit.robustness._attacks import CORRUPTIONS, corrupt, pgd_linf
 
-DEFAULT_BUDGETS = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
+#: The L-inf budgets usual in the literature for 8-bit images (Madry et al.; DD-RobustBench): 2, 4 and 8 levels.
+DEFAULT_BUDGETS = (2 / 255, 4 / 255, 8 / 255)
 DEFAULT_STEPS = 10
 SEVERITIES = (1, 3, 5)
 FIGURES = ("accuracy", "worst_group_accuracy", "deo_max")
@@ -120,9 +121,10 @@ def robust_predictions(forwards, raw: torch.Tensor, y: torch.Tensor, budgets, *,
             for start in range(0, len(alive), BATCH):
                 rows = alive[start:start + BATCH]
                 with context(device):
-                    adv = pgd_linf(forward, raw[rows].to(device), y[rows].to(device), budget, steps=steps,
-                                   to_model=to_model, clip=clip, generator=generator, stop_on_success=True)
-                current[rows] = _predict(forward, adv, to_model, context)
+                    _, predicted = pgd_linf(forward, raw[rows].to(device), y[rows].to(device), budget, steps=steps,
+                                            to_model=to_model, clip=clip, generator=generator, stop_on_success=True,
+                                            return_predictions=True)
+                current[rows] = predicted.cpu()
             out[budget].append(current.clone())
     return {budget: torch.stack(preds).numpy() for budget, preds in out.items()}
 
