@@ -169,7 +169,6 @@ def align_pixel_space(syn, real: RealData, space: str = "auto", mean: Sequence[f
         if train is None:
             raise InputError("--space zca needs the real training data to fit the whitening; this --real has none")
         whiten = fit_zca(train.x)
-        test = GroupTensors(whiten(test.x), test.y, test.a)
-        train = GroupTensors(whiten(train.x), train.y, train.a)
+        test, train = test.with_x(whiten(test.x)), train.with_x(whiten(train.x))
     note = pixel_warning(syn_x, test.x)
     return AlignedData(syn_x=syn_x, test=test, train=train, space=space, warnings=[note] if note else [])

