@@ -8,7 +8,8 @@ call on its own:
 1. :func:`load_inputs` - the synthetic set (:mod:`ddaudit.io`) and the real data (:mod:`ddaudit.data`);
 2. :func:`ddaudit.data.align_pixel_space` - both in one pixel space;
 3. :class:`Evaluators` - train evaluators (:mod:`ddaudit.evaluate`) and predict the real test set;
-4. :class:`Measurer` - every metric of the predictions (:mod:`ddaudit.metrics`);
+4. :class:`Measurer` - every metric of the predictions (:mod:`ddaudit.metrics`), and with several
+   protected attributes each one's and their intersection's (the ``attributes`` section);
 5. :func:`measure_references` - the same for real-data references, through :mod:`ddaudit.reference_cache`;
 6. :func:`assemble_report` - the :class:`~ddaudit.report.AuditReport`.
 
@@ -162,6 +163,22 @@ class Measurer:
             class_names=self.real.class_names, group_names=self.real.group_names,
         )
 
+    def attributes(self, preds: np.ndarray, intersection=None) -> dict | None:
+        """Each protected attribute's metrics and their intersection's, when the real data has several
+        (*intersection*: this measurer's result on *preds*, whose groups are the intersections)."""
+        if self.real.attributes is None or self.test.attrs is None:
+            return None
+        from ddaudit.metrics import attribute_metrics
+
+        train = self.train if self.train is not None and self.train.attrs is not None else None
+        return attribute_metrics(
+            self.test.y.numpy(), self.test.attrs.numpy(), preds, num_classes=self.real.num_classes,
+            attributes=self.real.attributes, values=self.real.attribute_values,
+            train_y=None if train is None else train.y.numpy(), train_attrs=None if train is None else train.attrs.numpy(),
+            n_boot=self.n_boot, confidence=self.confidence, seed=self.seed, min_group_size=self.min_group_size,
+            class_names=self.real.class_names, intersection=intersection,
+        )
+
 
 # ---------------------------------------------------------------- step 5: reference
 
@@ -228,6 +245,17 @@ def assemble_report(syn: SyntheticSet, real: RealData, space: str, settings: dic
                     references: dict, amplification: dict, warnings: list[str],
                     predictions: dict[str, np.ndarray]) -> AuditReport:
     """The :class:`AuditReport` of one audit."""
+    real_entry = {
+        "name": real.name,
+        "num_classes": real.num_classes,
+        "num_groups": real.num_groups,
+        "class_names": list(real.class_names),
+        "group_names": list(real.group_names),
+        "test_size": len(real.test),
+        "train_size": None if real.train is None else len(real.train),
+    }
+    if real.attributes is not None:  # several attributes: the groups are their intersections
+        real_entry["attributes"] = list(real.attributes)
     return AuditReport(
         synthetic={
             "path": syn.path,
@@ -238,15 +266,7 @@ def assemble_report(syn: SyntheticSet, real: RealData, space: str, settings: dic
             "soft_labels": syn.soft_labels is not None,
             "space": space,
         },
-        real={
-            "name": real.name,
-            "num_classes": real.num_classes,
-            "num_groups": real.num_groups,
-            "class_names": list(real.class_names),
-            "group_names": list(real.group_names),
-            "test_size": len(real.test),
-            "train_size": None if real.train is None else len(real.train),
-        },
+        real=real_entry,
         settings=settings,
         metrics=result.metrics,
         cells=result.cells,
@@ -356,11 +376,16 @@ def audit(
     }
     predictions = {"y_true": aligned.test.y.numpy(), "group": aligned.test.a.numpy(), "y_pred": syn_preds,
                    **ref_predictions}
+    if aligned.test.attrs is not None:
+        predictions["attributes"] = aligned.test.attrs.numpy()
     report = assemble_report(
         syn, real_data, aligned.space, settings, syn_result, references,
         amplification_table(syn_result.metrics, references),
         [*aligned.warnings, *syn_result.warnings, *ref_warnings], predictions,
     )
+    by_attribute = measure.attributes(syn_preds, syn_result)
+    if by_attribute is not None:
+        report = report.with_section("attributes", by_attribute)
     for name, section in plan.sections(evaluators.models or {}, syn, real_data, aligned, split, seed=seed,
                                        n_boot=n_boot, confidence=confidence, progress=progress):
         report = report.with_section(name, section)

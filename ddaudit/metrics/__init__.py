@@ -49,6 +49,7 @@ METRIC_NAMES = metric_names()
 INTERVAL_METRICS = interval_names()
 
 _LAZY = {
+    "._attributes": ("VIEW_METRICS", "attribute_metrics"),
     "._directional": ("DirectionalBiasAmplification", "directional_bias_amplification"),
     "._fairlearn_views": ("class_metric_frame", "one_vs_rest_demographic_parity", "one_vs_rest_equalized_odds"),
     "._interval_table": ("interval_table", "metric_intervals"),
@@ -67,6 +68,7 @@ __all__ = [
     "METRICS",
     "METRIC_NAMES",
     "RATIO_MIN_REFERENCE",
+    "VIEW_METRICS",
     "CountTables",
     "DirectionalBiasAmplification",
     "Metric",
@@ -74,6 +76,7 @@ __all__ = [
     "accuracy",
     "accuracy_gap",
     "amplification",
+    "attribute_metrics",
     "basic_interval",
     "bootstrap_metric_means",
     "bootstrapped_names",

@@ -11,6 +11,7 @@ use, so ``ddaudit gate`` (which reads reports) never imports torch.
 
 from ddaudit._lazy import lazy_getattr
 from ddaudit.report._attacks import attacks_markdown, render_attacks
+from ddaudit.report._attributes import attribute_rows, attributes_html, attributes_markdown, render_attributes
 from ddaudit.report._audit_report import SCHEMA, AuditReport, as_report
 from ddaudit.report._composition import composition_markdown, composition_rows, composition_summary, render_composition
 from ddaudit.report._files import check_writable, json_ready, write_json, write_text
@@ -31,12 +32,16 @@ __all__ = [
     "AuditReport",
     "as_report",
     "attacks_markdown",
+    "attribute_rows",
+    "attributes_html",
+    "attributes_markdown",
     "check_writable",
     "composition_markdown",
     "composition_rows",
     "composition_summary",
     "json_ready",
     "render_attacks",
+    "render_attributes",
     "render_composition",
     "render_pictures",
     "render_report",

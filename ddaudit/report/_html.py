@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 
 from ddaudit.report._attacks import attacks_html
+from ddaudit.report._attributes import attributes_html
 from ddaudit.report._composition import COMPOSITION_HEADER, LEFT, composition_rows, composition_summary
 from ddaudit.report._markup import _e, _section, _table
 from ddaudit.report._rows import cell_matrix, headline_rows, interval_cells, interval_headers, interval_note
@@ -198,6 +199,7 @@ def to_html(report: dict, pictures: dict[str, bytes] | None = None) -> str:
         _metrics(report),
         _composition(report),
         _cells(report),
+        attributes_html(report),
         attacks_html(report),
         _pictures(pictures or {}),
         _warnings(report),

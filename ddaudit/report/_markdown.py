@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ddaudit.errors import NOT_GATED
 from ddaudit.report._attacks import attacks_markdown
+from ddaudit.report._attributes import attributes_markdown
 from ddaudit.report._report_data import report_data
 from ddaudit.report._rows import cell_matrix, headline_rows, interval_cells, interval_headers, interval_note, runtime_parts
 
@@ -59,6 +60,7 @@ def to_markdown(report, gates=None) -> str:
     if classes and groups:
         lines += ["", "Accuracy % (test count) per class x group:", ""]
         lines += _table(["class", *map(str, groups)], [[str(c), *r] for c, r in zip(classes, grid)])
+    lines += attributes_markdown({"attributes": report.sections.get("attributes")})
     lines += attacks_markdown(report.to_dict())
     if gate_rows:
         lines += ["", "Gates:", ""]

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ddaudit.report._attributes import render_attributes
 from ddaudit.report._report_data import report_data
 from ddaudit.report._rows import cell_matrix, headline_rows, interval_cells, interval_headers, interval_note, runtime_parts
 
@@ -57,6 +58,7 @@ def render_report(report, console: Console, *, show_cells: bool = True) -> None:
         for name, row in zip(classes, grid):
             cells.add_row(str(name), *row)
         console.print(cells)
+    render_attributes({"attributes": report.sections.get("attributes")}, console)
     recovery = report.sections.get("recovery") or {}
     if "weights" in recovery:
         w = recovery["weights"]
