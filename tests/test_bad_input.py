@@ -324,7 +324,31 @@ PROBE = [
     ("probe-json-overwrites-input", ["probe", SYN, "--real", "cmnist-fg", "--json", SYN, "--force"], None, SYN),
 ]
 
-CASES = [*CHECK_FILES, *CHECK_OPTIONS, *CHECK_OUTPUTS, *GATE, *WEIGHTS, *RUN, *DEMO, *PROBE]
+def attribute_files(test_columns: int = 2, constant: bool = False) -> Callable[[Path], None]:
+    """A train and a test tensors file of 3x32x32 images with an (N, K) attribute table."""
+    def setup(work: Path) -> None:
+        for name, n, columns in (("train.pt", 20, 2), ("test.pt", 10, test_columns)):
+            table = torch.stack([torch.arange(n) % (k + 2) for k in range(columns)], dim=1)
+            if constant:
+                table[:, 1] = 1
+            torch.save({"x": torch.zeros(n, 3, 32, 32), "y": torch.arange(n) % 10, "a": table,
+                        "attributes": ["colour", "gender", "age"][:columns]}, work / name)
+    return setup
+
+
+TENSORS = ["check", SYN, "--real", "tensors:train.pt,test.pt"]
+ATTRIBUTES = [
+    ("check-sensitive-unknown-name", [*TENSORS, "--sensitive", "colour,hair"], attribute_files(), "hair"),
+    ("check-sensitive-unknown-preset-attribute", ["check", SYN, "--real", "cmnist-fgbg", "--sensitive", "stroke"],
+     None, "stroke"),
+    ("check-sensitive-named-twice", [*TENSORS, "--sensitive", "colour,Colour"], attribute_files(), "twice"),
+    ("check-sensitive-one-value", [*TENSORS, "--sensitive", "colour,gender"], attribute_files(constant=True),
+     "single value"),
+    ("check-groups-wrong-columns", TENSORS, attribute_files(test_columns=3), "attribute column"),
+    ("check-sensitive-single-attribute-preset", [*CHECK, "--sensitive", "colour"], None, "sensitive"),
+]
+
+CASES = [*CHECK_FILES, *CHECK_OPTIONS, *CHECK_OUTPUTS, *GATE, *WEIGHTS, *RUN, *DEMO, *PROBE, *ATTRIBUTES]
 
 
 def test_the_catalogue_is_large_and_unique():

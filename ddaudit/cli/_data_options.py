@@ -31,7 +31,7 @@ Mean = Annotated[Optional[list[float]], typer.Option(help="Per-channel mean the 
 Std = Annotated[Optional[list[float]], typer.Option(help="Per-channel std the set was normalised with (repeat per channel).")]
 BiasRatio = Annotated[Optional[float], typer.Option(help="Embedded/recipe presets: share of each class's own group in the real training data (default 0.9).")]
 Target = Annotated[Optional[str], typer.Option(help="CelebA: target attribute name (e.g. Attractive).")]
-Sensitive = Annotated[Optional[str], typer.Option(help="CelebA: sensitive attribute name (e.g. Male).")]
+Sensitive = Annotated[Optional[str], typer.Option(help="Protected attribute(s) by name, comma-separated: CelebA Male or Male,Young; UTKFace race,gender,age; cmnist-fgbg foreground,background; tensors: the file's attribute names. Several: groups are their intersections.")]
 RealOption = Annotated[Optional[list[str]], typer.Option("--real-option", help="Extra dataset option KEY=VALUE (repeatable), e.g. n_test=200.")]
 Device = Annotated[str, typer.Option(help=DEVICE_HELP)]
 Plots = Annotated[Optional[Path], typer.Option("--plots", help="Write the pictures (synthetic grid by predicted group, heat maps, references) as PNG files into this folder.", show_default=False)]
