@@ -12,7 +12,7 @@ from torch import nn
 from ddaudit.data import GroupTensors
 from ddaudit.errors import ConfigError, InputError
 from ddaudit.evaluate import DiffAugment, create_model
-from ddaudit.mitigate.groups import check_mode, check_weights
+from ddaudit.mitigate.groups import check_mode, check_weights, fold_attributes
 
 #: progress(done, total): called after every distillation iteration.
 Progress = Callable[[int, int], None]
@@ -35,6 +35,8 @@ ERR_POSITIVE = "{name} must be a positive integer, got {value!r}"
 ERR_ITERATIONS = "iterations must be an integer >= 0, got {value!r}"
 ERR_WEIGHTS_UNUSED = "weights= is only used with mode='weights' (got mode={mode!r}); drop weights or set mode='weights'"
 ERR_WEIGHTS_NEEDED = "mode='weights' needs weights=, one non-negative weight per real training row"
+ERR_NO_ATTRIBUTES = ("attribute={attribute!r} picks columns of the real data's attribute table, but this data has "
+                     "one group column; load data with several attributes (e.g. --sensitive a,b) or drop attribute")
 ERR_ZERO_CLASS_WEIGHT = "sample_weights of class {c} sum to zero; every class needs a row with a positive weight to be drawn"
 
 
@@ -92,6 +94,21 @@ def check_common(real, *, num_classes: int, ipc: int, iterations: int, mode: str
     if weights is not None:
         raise ConfigError(ERR_WEIGHTS_UNUSED.format(mode=mode))
     return None
+
+
+def matching_groups(real: GroupTensors, attribute=None) -> GroupTensors:
+    """*real* with ``a`` the groups to be fair over.
+
+    ``a`` as loaded (for several attributes, their intersection) unless *attribute*
+    picks columns of the attribute table (``real.attrs``, or ``a`` itself when it is
+    ``(n, K)``): one index for that attribute alone, a list for the intersection of those.
+    """
+    table = real.a if real.a.ndim == 2 else real.attrs
+    if attribute is None and real.a.ndim == 1:
+        return real
+    if table is None:
+        raise ConfigError(ERR_NO_ATTRIBUTES.format(attribute=attribute))
+    return GroupTensors(real.x, real.y, fold_attributes(table, attribute), table if real.attrs is None else real.attrs)
 
 
 class ClassSampler:

@@ -39,6 +39,7 @@ from ddaudit.distill._common import (
     SyntheticResult,
     check_common,
     check_positive,
+    matching_groups,
     method_name,
 )
 from ddaudit.errors import ConfigError, InputError
@@ -219,6 +220,7 @@ def distill_dc(
     inner_loop: int | None = None,
     reduce: str = "sum",
     min_group_size: int = 1,
+    attribute: int | list[int] | None = None,
     seed: int = 0,
     device: str | torch.device = "cpu",
     progress: Progress | None = None,
@@ -235,12 +237,15 @@ def distill_dc(
     true or pseudo-groups) and ``init="balanced"`` starts the synthetic images on real images
     spread the same way (:mod:`ddaudit.mitigate.balanced`): every group is matched at every step,
     not only when a uniform batch happens to hold it. Both change the published algorithm and
-    are off by default.
+    are off by default. ``attribute`` picks the columns of several protected attributes
+    (``real.attrs``, or an ``(n, K)`` ``real.a``) to be fair over: one index, or a list for their
+    intersection; by default ``real.a`` as loaded (for several attributes, their intersection).
     """
     weights = check_common(
         real, num_classes=num_classes, ipc=ipc, iterations=iterations, mode=mode, weights=weights, init=init,
         batches=batches, sample_weights=sample_weights,
     )
+    real = matching_groups(real, attribute)
     check_positive("batch_real", batch_real)
     check_positive("batch_train", batch_train)
     if metric not in METRICS:
@@ -305,6 +310,7 @@ def distill_dc(
             "metric": metric,
             "init": init,
             "seed": seed,
+            "attribute": attribute,
             "fair_matching": class_loss.stats.as_dict(),
         },
     )

@@ -8,6 +8,9 @@ Two carriers, both free of module-level state:
 - :func:`group_context`: a context manager holding the groups of the rows a sampler
   drew most recently. It lives in a :class:`contextvars.ContextVar`, so threads and
   asyncio tasks each see their own, and a nested context restores the outer one on exit.
+
+Either may carry an ``(n, K)`` table of several attributes' values instead of group
+ids; the fair loss that reads it folds it to the groups it is asked to be fair over.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 import torch
 
 from ddaudit.errors import InputError
-from ddaudit.mitigate.groups import check_groups, check_weights
+from ddaudit.mitigate.groups import check_group_table, check_weights
 
 ERR_NO_TABLE = "GroupContext.select needs a group table: open it with group_context(table=groups_of_every_row)"
 ERR_INDEX = "GroupContext.select got an index that does not fit the group table of {size} rows: {error}"
@@ -42,7 +45,7 @@ class GroupTagged(torch.Tensor):
         if not isinstance(data, torch.Tensor) or data.ndim == 0:
             raise InputError("GroupTagged needs a tensor whose first dimension indexes samples")
         tagged = data.as_subclass(cls)
-        tagged.groups = check_groups(groups, data.shape[0])
+        tagged.groups = check_group_table(groups, data.shape[0])
         tagged.weights = None if weights is None else check_weights(weights, data.shape[0])
         return tagged
 
@@ -84,7 +87,7 @@ class GroupContext:
     """
 
     def __init__(self, groups=None, weights=None, *, table=None, weight_table=None) -> None:
-        self.table = None if table is None else check_groups(table)
+        self.table = None if table is None else check_group_table(table)
         self.weight_table = None if weight_table is None else check_weights(weight_table)
         self.groups: torch.Tensor | None = None
         self.weights: torch.Tensor | None = None
@@ -92,7 +95,7 @@ class GroupContext:
 
     def record(self, groups, weights=None) -> None:
         """Remember the groups (and weights) of the rows just drawn."""
-        self.groups = None if groups is None else check_groups(groups)
+        self.groups = None if groups is None else check_group_table(groups)
         self.weights = None if weights is None else check_weights(weights)
 
     def select(self, index):
@@ -102,7 +105,7 @@ class GroupContext:
         """
         if self.table is None:
             raise InputError(ERR_NO_TABLE)
-        position = torch.as_tensor(np.asarray(index), dtype=torch.long)
+        position = torch.as_tensor(np.asarray(index), dtype=torch.long).reshape(-1)
         try:
             groups = self.table[position.to(self.table.device)]
             weights = None
@@ -110,7 +113,7 @@ class GroupContext:
                 weights = self.weight_table[position.to(self.weight_table.device)]
         except IndexError as error:
             raise InputError(ERR_INDEX.format(size=self.table.shape[0], error=error)) from None
-        self.record(groups.reshape(-1), None if weights is None else weights.reshape(-1))
+        self.record(groups, None if weights is None else weights.reshape(-1))
         return index
 
     def clear(self) -> None:

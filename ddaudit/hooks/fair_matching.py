@@ -20,6 +20,12 @@ Where the groups come from (first found wins):
 ``groups=`` and ``weights=`` are consumed by the wrapper and never reach the loss;
 a tagged batch reaches it as a plain tensor. Group ids must be integers, one per row.
 
+Several protected attributes: ``groups`` may be an ``(n, K)`` integer table of each
+row's attribute values. The loss is then made fair over their intersection (every
+combination of values is a group), or over the columns ``attribute=`` picks (one
+index: that attribute alone; a list: the intersection of those); see
+:func:`~ddaudit.mitigate.groups.fold_attributes`.
+
 Modes
 -----
 - ``sync`` (FairDD): ``sum_g loss(real[g], syn)`` over the groups present
@@ -59,6 +65,7 @@ import functools
 import inspect
 import warnings
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -70,6 +77,7 @@ from ddaudit.mitigate.groups import (
     check_min_group_size,
     check_mode,
     check_weights,
+    fold_attributes,
     kept_groups,
     row_scales,
     target_weights,
@@ -92,6 +100,7 @@ ERR_NO_WEIGHTS = (
     "mode 'weights' needs one weight per real row: pass weights=, "
     "tag the batch with GroupTagged(real, groups, weights), or call inside group_context(weights=...)"
 )
+ERR_ATTRIBUTE = "attribute={attribute!r} must be a column index or a list of them, for (n, K) groups"
 ERR_ARGS = "a fair matching loss is called as loss(real, syn, ...); missing {missing}"
 ERR_REAL = "real must be a tensor (or a tuple of tensors) whose first dimension indexes samples, got {kind}"
 ERR_REAL_ROWS = "the tensors of a tuple real batch must share their first dimension, got {sizes}"
@@ -157,6 +166,7 @@ class _Settings:
     reduce: str
     strategy: str
     min_group_size: int
+    attribute: int | tuple[int, ...] | None = None
 
 
 def _leading_names(fn) -> tuple[str | None, str | None]:
@@ -262,7 +272,7 @@ class FairMatchingLoss:
         groups = _first(groups, tagged_groups, context.groups if context else None)
         if groups is None:
             raise ConfigError(ERR_NO_GROUPS.format(mode=settings.mode))
-        groups = check_groups(groups, n).to(device)
+        groups = check_groups(fold_attributes(groups, settings.attribute), n).to(device)
         kept, skipped = kept_groups(groups, settings.min_group_size)
         stats.skipped_groups += int(skipped.numel())
         if kept.numel() == 0:
@@ -332,8 +342,12 @@ def fair_matching(
     strategy: str = "auto",
     min_group_size: int = 1,
     mean_matching: bool = False,
+    attribute: int | Sequence[int] | None = None,
 ):
     """Decorate (or wrap at run time) a per-class matching loss so it matches groups fairly.
+
+    ``attribute`` picks the columns of ``(n, K)`` groups to be fair over (default: the
+    intersection of all of them).
 
     ``@fair_matching``, ``@fair_matching(mode="barycenter", mean_matching=True)`` or
     ``fair_matching(mode="sync")(existing_loss)``. Wrapping a loss that is already
@@ -350,7 +364,13 @@ def fair_matching(
         strategy = "rescale" if mean_matching else "loop"
     if strategy == "loop" and mode in ("barycenter", "weights"):
         raise ConfigError(ERR_NEEDS_MEAN.format(mode=mode))
-    settings = _Settings(mode=mode, reduce=reduce, strategy=strategy, min_group_size=min_group_size)
+    if attribute is not None:
+        columns = [attribute] if isinstance(attribute, int) else list(attribute)
+        if not columns or any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in columns):
+            raise ConfigError(ERR_ATTRIBUTE.format(attribute=attribute))
+        attribute = attribute if isinstance(attribute, int) else tuple(columns)
+    settings = _Settings(mode=mode, reduce=reduce, strategy=strategy, min_group_size=min_group_size,
+                         attribute=attribute)
 
     def wrap(loss) -> FairMatchingLoss:
         if isinstance(loss, FairMatchingLoss):

@@ -14,11 +14,16 @@ multiplying the squared distance by ``K`` (or both feature sets by ``sqrt(K)``, 
 exactly, in one loss call.
 
 Groups below ``min_group_size`` rows are dropped (scale 0) and not counted in ``K``.
+
+Several protected attributes arrive as an ``(n, K)`` table; :func:`fold_attributes`
+turns it into one group id per row, the intersection of the chosen columns, so
+synchronising over "colour and gender" is synchronising over their combinations.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 
@@ -38,6 +43,10 @@ ERR_WEIGHTS_LENGTH = "weights has {got} entries but the real batch has {n} rows;
 ERR_WEIGHTS_INVALID = "weights must be finite and non-negative; found NaN, infinite or negative values"
 ERR_WEIGHTS_ZERO = "weights sum to zero; give at least one real row a positive weight"
 ERR_MIN_GROUP_SIZE = "min_group_size must be an integer >= 1, got {value!r}"
+ERR_ATTRIBUTE_FLAT = ("attribute={attribute!r} picks columns of an (n, K) attribute table, but the groups are one "
+                      "column (shape {shape}); pass the table or drop attribute")
+ERR_ATTRIBUTE_RANGE = "attribute={attribute!r} names column(s) outside the {k} attribute columns of the groups"
+ERR_TABLE = "groups must be (n,) group ids or an (n, K) integer attribute table, got dtype {dtype} and shape {shape}"
 ERR_NO_GROUP_KEPT = "no group has at least min_group_size={min_group_size} rows in this batch; lower min_group_size or draw larger batches"
 
 
@@ -79,6 +88,45 @@ def check_weights(weights, n: int | None = None) -> torch.Tensor:
     if not bool(weights.sum() > 0):
         raise InputError(ERR_WEIGHTS_ZERO)
     return weights
+
+
+def check_group_table(groups, n: int | None = None) -> torch.Tensor:
+    """Validate group ids ``(n,)`` or an ``(n, K)`` attribute table (folded later, by the loss that reads it)."""
+    groups = torch.as_tensor(groups)
+    if groups.ndim != 2:
+        return check_groups(groups, n)
+    if groups.is_floating_point() or groups.is_complex() or groups.shape[1] == 0:
+        raise InputError(ERR_TABLE.format(dtype=groups.dtype, shape=tuple(groups.shape)))
+    if n is not None and groups.shape[0] != n:
+        raise InputError(ERR_GROUPS_LENGTH.format(got=groups.shape[0], n=n))
+    return groups.long()
+
+
+def fold_attributes(groups, attribute: int | Sequence[int] | None = None) -> torch.Tensor:
+    """One group id per row: 1-D ids unchanged; an ``(n, K)`` table folded to the intersection of its
+    *attribute* columns (an index or a list of indices; ``None``: all of them).
+
+    Ids follow :func:`ddaudit.data.intersection_index` with each column's range taken from
+    these rows, so the same combination may carry another id in another batch; what
+    synchronised matching reads, which rows share a group, does not depend on it.
+    """
+    groups = torch.as_tensor(groups)
+    if groups.is_floating_point() or groups.is_complex() or groups.ndim not in (1, 2):
+        raise InputError(ERR_TABLE.format(dtype=groups.dtype, shape=tuple(groups.shape)))
+    if groups.ndim == 1:
+        if attribute is not None:
+            raise ConfigError(ERR_ATTRIBUTE_FLAT.format(attribute=attribute, shape=tuple(groups.shape)))
+        return groups
+    columns = list(range(groups.shape[1])) if attribute is None else (
+        [attribute] if isinstance(attribute, int) else list(attribute))
+    if not columns or any(isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < groups.shape[1]
+                          for c in columns):
+        raise ConfigError(ERR_ATTRIBUTE_RANGE.format(attribute=attribute, k=groups.shape[1]))
+    if len(columns) == 1:
+        return groups[:, columns[0]].long()
+    from ddaudit.data import intersection_index  # the one numbering of intersections (loaded on first use)
+
+    return intersection_index(groups[:, columns].long())
 
 
 def present_groups(groups: torch.Tensor) -> torch.Tensor:

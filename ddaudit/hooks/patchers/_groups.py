@@ -18,13 +18,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ddaudit.data import RealData, load_real
+from ddaudit.data import RealData, intersection_index, load_real
 from ddaudit.errors import InputError
 
 ERR_VECTOR_MISSING = "{what} file {path} does not exist; give one value per training row of the script"
 ERR_VECTOR_SUFFIX = "{what} file {path} has an unknown type; use .pt, .npy, .txt or .csv with one value per training row"
 ERR_VECTOR_UNREADABLE = "cannot read {what} file {path} ({why}); save a 1-D tensor with torch.save or numpy.save"
 ERR_VECTOR_SHAPE = "{what} file {path} holds shape {shape}; it must be 1-D, one value per training row"
+ERR_TABLE_SHAPE = ("{what} file {path} holds shape {shape}; it must be (N,), one group id per training row, or "
+                   "(N, K), one row of K attribute values per training row")
 ERR_GROUP_VALUES = "groups file {path} must hold non-negative integers (the group id of each training row)"
 ERR_LENGTH = (
     "{what} has {got} rows but the script's training set has {expected}; "
@@ -33,8 +35,8 @@ ERR_LENGTH = (
 ERR_WEIGHTS_LENGTH = "weights have {got} rows but the groups have {expected}; both must cover every training row"
 
 
-def load_vector(path: str | Path, what: str) -> np.ndarray:
-    """Read a 1-D per-row vector from ``.pt`` (``weights_only``), ``.npy`` or text."""
+def load_vector(path: str | Path, what: str, table: bool = False) -> np.ndarray:
+    """Read a 1-D per-row vector from ``.pt`` (``weights_only``), ``.npy`` or text (*table*: or an ``(N, K)`` table)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(ERR_VECTOR_MISSING.format(what=what, path=path))
@@ -57,8 +59,11 @@ def load_vector(path: str | Path, what: str) -> np.ndarray:
         why = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise InputError(ERR_VECTOR_UNREADABLE.format(what=what, path=path, why=why)) from None
     values = np.asarray(values)
+    if table and values.ndim == 2 and values.shape[1] >= 1:
+        return values
     if values.ndim != 1:
-        raise InputError(ERR_VECTOR_SHAPE.format(what=what, path=path, shape=tuple(values.shape)))
+        message = ERR_TABLE_SHAPE if table else ERR_VECTOR_SHAPE
+        raise InputError(message.format(what=what, path=path, shape=tuple(values.shape)))
     return values
 
 
@@ -69,8 +74,9 @@ ERR_GROUPS_FOR_PRESET = (
 
 
 def load_groups(path: str | Path) -> np.ndarray:
-    """Group ids (int64) from a per-row file."""
-    values = load_vector(path, "groups")
+    """Group ids (int64) from a per-row file; an ``(N, K)`` file of several attributes' values gives
+    their intersection (:func:`ddaudit.data.intersection_index`), so sync matches every combination."""
+    values = load_vector(path, "groups", table=True)
     if values.dtype.kind == "f":
         if not np.all(np.isfinite(values)) or not np.all(values == np.round(values)):
             raise InputError(ERR_GROUP_VALUES.format(path=path))
@@ -79,6 +85,8 @@ def load_groups(path: str | Path) -> np.ndarray:
     values = values.astype(np.int64)
     if values.size and values.min() < 0:
         raise InputError(ERR_GROUP_VALUES.format(path=path))
+    if values.ndim == 2:  # several attributes: their intersection
+        return values[:, 0] if values.shape[1] == 1 else intersection_index(values)
     return values
 
 
