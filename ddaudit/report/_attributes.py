@@ -37,7 +37,7 @@ def _worst_cell(view: dict) -> str:
     if not cells:
         return "n/a"
     worst = min(cells, key=lambda c: c["accuracy"])
-    return f"{pct(worst['accuracy'])} ({worst.get('class_name')} / {worst.get('group_name')})"
+    return f"{pct(worst['accuracy'])} (class {worst.get('class_name')}, {worst.get('group_name')})"
 
 
 def _row(label: str, view: dict) -> list[str]:
