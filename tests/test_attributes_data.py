@@ -280,3 +280,27 @@ def test_cmnist_fgbg_has_two_biases_and_a_balanced_intersection_test_set():
     only_bg = load_real("cmnist-fgbg", n_train=200, n_test=20, sensitive="background")
     assert only_bg.attributes is None and only_bg.group_names == ["black", "grey"]
     assert float((only_bg.train.a == only_bg.train.y % 2).float().mean()) == pytest.approx(0.8, abs=0.02)
+
+
+# ---------------------------------------------------------------- one file, other key names
+
+
+def test_tensors_reads_biased_dd_layout_through_a_key_mapping(tmp_path):
+    generator = torch.Generator().manual_seed(9)
+    saved = {"training_imgs": torch.rand(30, 3, 28, 28, generator=generator), "training_labs": torch.arange(30) % 10,
+             "training_attrs": (torch.arange(30) + 1) % 10, "testing_imgs": torch.rand(20, 3, 28, 28, generator=generator),
+             "testing_labs": torch.arange(20) % 10, "testing_attrs": (torch.arange(20) * 3) % 10}
+    torch.save(saved, tmp_path / "MNIST_align0.95_severity_1.pth")
+    spec = f"tensors:{tmp_path / 'MNIST_align0.95_severity_1.pth'}"
+    data = load_real(spec, keys="biased-dd")
+    assert torch.equal(data.train.x, saved["training_imgs"]) and torch.equal(data.test.x, saved["testing_imgs"])
+    assert torch.equal(data.train.a, saved["training_attrs"]) and torch.equal(data.test.y, saved["testing_labs"])
+    assert (data.num_classes, data.num_groups, len(data.train), len(data.test)) == (10, 10, 30, 20)
+    test_only = load_real(spec, keys="test.x=testing_imgs,test.y=testing_labs,test.a=testing_attrs")
+    assert test_only.train is None and torch.equal(test_only.test.a, saved["testing_attrs"])
+    with pytest.raises(InputError, match="no key 'testing_images'.*training_attrs"):
+        load_real(spec, keys="test.x=testing_images,test.y=testing_labs,test.a=testing_attrs")
+    with pytest.raises(ConfigError, match="missing test.a"):
+        load_real(spec, keys="test.x=testing_imgs,test.y=testing_labs")
+    with pytest.raises(ConfigError, match="one file"):
+        load_real(f"{spec},{tmp_path / 'other.pt'}", keys="biased-dd")

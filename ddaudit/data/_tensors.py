@@ -9,6 +9,10 @@ Several protected attributes: ``"a"`` is an integer ``(N, K)`` table with,
 optionally, ``"attributes"`` (K names; default ``a0 .. a{K-1}``) and
 ``"attribute_values"`` (K lists of value names). Option ``sensitive`` picks
 attributes by name (default: all); the groups are then their intersections.
+
+Option ``keys`` reads a single file holding both splits under other key names
+(``keys=biased-dd``: Biased-DD's ``training_imgs``/``training_labs``/``training_attrs``/
+``testing_*``; see :mod:`ddaudit.data._tensor_keys`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 import torch
 
 from ddaudit.data._registry import register_preset
+from ddaudit.data._tensor_keys import ONE_FILE, parse_keys, split_by_keys
 from ddaudit.data._types import GroupTensors, RealData
 from ddaudit.data._attributes import Attributes, Grouping, check_intersection_size, check_varies, select_attributes
 from ddaudit.errors import ConfigError, InputError
@@ -138,22 +143,31 @@ def _select(contents, splits, sensitive) -> tuple[Grouping | None, list[GroupTen
 
 
 @register_preset("tensors", help="your own tensors: 'tensors:TEST.pt' or 'tensors:TRAIN.pt,TEST.pt' (dicts of x, y, a)", needs_root=True)
-def tensors(root: str | None, *, sensitive=None) -> RealData:
+def tensors(root: str | None, *, sensitive=None, keys=None) -> RealData:
     """Pixels are used as stored; ``num_classes``/``num_groups`` are the largest labels + 1.
 
-    ``sensitive`` (``"NAME[,NAME...]"``) picks attributes of an ``(N, K)`` ``a``.
+    ``sensitive`` (``"NAME[,NAME...]"``) picks attributes of an ``(N, K)`` ``a``;
+    ``keys`` reads both splits of one file saved under other key names
+    (:mod:`ddaudit.data._tensor_keys`, e.g. ``keys=biased-dd``).
     """
     paths = [Path(p.strip()).expanduser() for p in (root or "").split(",")]
     if not 1 <= len(paths) <= 2 or any(not str(p) or str(p) == "." for p in paths):
         raise InputError(BAD_FILE_LIST.format(root=root))
+    if keys is not None:
+        parse_keys(keys)  # a malformed mapping is refused before any file is read
+        if len(paths) != 1:
+            raise ConfigError(ONE_FILE.format(root=root))
     contents = [(path, _load(path)) for path in paths]
+    if keys is not None:
+        contents = split_by_keys(paths[0], contents[0][1], keys)
     splits = [_tensors(path, content) for path, content in contents]
     train, test = (None, splits[0]) if len(splits) == 1 else splits
     if train is not None and train.x.shape[1:] != test.x.shape[1:]:
         raise InputError(SHAPE_MISMATCH.format(train=tuple(train.x.shape[1:]), test=tuple(test.x.shape[1:])))
     if len({s.a.ndim for s in splits}) > 1:  # one file with a group column, the other with attribute columns
         widths = [1 if s.a.ndim == 1 else int(s.a.shape[1]) for s in splits]
-        raise InputError(COLUMN_MISMATCH.format(path=paths[1], found=widths[1], other=paths[0], expected=widths[0]))
+        raise InputError(COLUMN_MISMATCH.format(path=contents[1][0], found=widths[1], other=contents[0][0],
+                                                expected=widths[0]))
     grouping, splits = _select(contents, splits, sensitive)
     if grouping is not None:
         return _several(root, paths, contents, splits, grouping)
