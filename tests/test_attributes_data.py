@@ -304,3 +304,28 @@ def test_tensors_reads_biased_dd_layout_through_a_key_mapping(tmp_path):
         load_real(spec, keys="test.x=testing_imgs,test.y=testing_labs")
     with pytest.raises(ConfigError, match="one file"):
         load_real(f"{spec},{tmp_path / 'other.pt'}", keys="biased-dd")
+
+
+# ---------------------------------------------------------------- folder with several group columns
+
+
+def test_folder_with_two_group_columns(tmp_path):
+    lines = ["path,label,colour,gender,split"]
+    for i in range(16):
+        colour, gender, label = ("red", "blue")[i % 2], ("f", "m")[(i // 2) % 2], i % 3
+        Image.new("RGB", (6, 6), (10 * i, 100, 50 * (i % 2))).save(tmp_path / f"{i}.png")
+        lines.append(f"{i}.png,{label},{colour},{gender},{'train' if i < 10 else 'test'}")
+    (tmp_path / "groups.csv").write_text("\n".join(lines) + "\n")
+    data = load_real(f"folder:{tmp_path}", sensitive="colour,gender")
+    assert data.attributes == ["colour", "gender"] and data.attribute_values == [["blue", "red"], ["f", "m"]]
+    assert data.group_names == ["colour=blue, gender=f", "colour=blue, gender=m", "colour=red, gender=f",
+                                "colour=red, gender=m"]
+    expected = [[1 - i % 2, (i // 2) % 2] for i in range(10)]
+    assert data.train.attrs.tolist() == expected
+    assert data.train.a.tolist() == [2 * c + g for c, g in expected]
+    one = load_real(f"folder:{tmp_path}", sensitive="gender")
+    assert one.attributes is None and one.group_names == ["f", "m"] and one.train.a.tolist() == [g for _, g in expected]
+    with pytest.raises(InputError, match="unknown attribute 'age'.*colour, gender"):
+        load_real(f"folder:{tmp_path}", sensitive="colour,age")
+    with pytest.raises(InputError, match="lacks column"):
+        load_real(f"folder:{tmp_path}")  # no 'group' column and no sensitive: as before, refused
