@@ -100,7 +100,7 @@ def headings(text: str) -> list[str]:
 
 
 def github_slug(title: str) -> str:
-    title = re.sub(r"[`*_]{2,}|`", "", title).strip().lower()
+    title = title.replace("`", "").strip().lower()
     return re.sub(r"[^\w\- ]", "", title).replace(" ", "-")
 
 
@@ -200,6 +200,13 @@ def test_every_page_is_in_the_site_navigation():
     yml = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     nav = set(re.findall(r"^\s*- [^:\n]+: (\S+\.md)\s*$", yml, flags=re.M))
     assert nav == {page.name for page in pages()}
+
+
+def test_every_heading_has_the_same_anchor_on_github_and_in_the_site():
+    differ = [f"{path.name}: {title!r} ({github_slug(title)} / {mkdocs_slug(title)})"
+              for path in documents() for title in headings(path.read_text(encoding="utf-8"))
+              if github_slug(title) != mkdocs_slug(title)]
+    assert not differ, "a link to these headings works in one place only:\n" + "\n".join(differ)
 
 
 # ---------------------------------------------------------------- the facts the README held
