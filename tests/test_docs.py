@@ -133,7 +133,13 @@ def table_rows(text: str, section: str) -> list[list[str]]:
     """The cells of the first table under the heading *section* (header and rule skipped)."""
     match = re.search(r"^#{1,6} " + re.escape(section) + r"\s*$(.*?)(?=^#{1,6} |\Z)", text, flags=re.S | re.M)
     assert match, f"no section {section!r}"
-    rows = [line for line in match.group(1).splitlines() if line.startswith("|")]
+    lines = match.group(1).splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("|")), len(lines))
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        rows.append(line)
     assert len(rows) > 2, f"no table under {section!r}"
     return [[cell.strip() for cell in row.strip().strip("|").split("|")] for row in rows[2:]]
 
@@ -250,9 +256,8 @@ def _commands():
 
 
 def _options(command) -> list[str]:
-    import click
-
-    return [flag for param in command.params if isinstance(param, click.Option)
+    """Every flag of *command*, short and long, ``--no-*`` forms included (typer ships its own click)."""
+    return [flag for param in command.params if param.param_type_name == "option"
             for flag in (*param.opts, *param.secondary_opts) if flag != "--help"]
 
 
