@@ -456,7 +456,7 @@ def test_the_site_builds_in_strict_mode(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "WARNING" not in result.stderr, result.stderr
+    assert "WARNING" not in result.stdout + result.stderr, result.stdout + result.stderr
     for page in pages():
         built = site / ("index.html" if page.stem == "index" else f"{page.stem}/index.html")
         assert built.is_file(), f"{page.name} was not built"
