@@ -63,9 +63,15 @@ PAIRS = {
 }
 
 
-def run_once(script: Path, mode: str, faithful: bool, argv: list[str], args, out: Path):
-    """Run the script once; return its back-propagated losses, synthetic-image gradients and the summary."""
+def run_once(script: Path, mode: str, faithful: bool, argv: list[str], args, out: Path, perturb: float = 0.0):
+    """Run the script once; return its back-propagated losses, synthetic-image gradients and the summary.
+
+    *perturb* > 0 adds noise of that size (relative to the largest entry) to the first
+    synthetic-image gradient only: the control run that shows how far a rounding-sized
+    difference at step 0 carries through the later steps.
+    """
     losses: list[float] = []
+    noise = torch.Generator().manual_seed(args.seed + 1)
     grads: list[torch.Tensor] = []
     backward, step = torch.Tensor.backward, torch.optim.SGD.step
 
@@ -81,7 +87,10 @@ def run_once(script: Path, mode: str, faithful: bool, argv: list[str], args, out
         params = [p for group in optimizer.param_groups for p in group["params"]]
         # optimizer_img holds the synthetic images alone (4-D); torch's step wrappers sit between it and the script
         if len(params) == 1 and params[0].ndim == 4 and params[0].grad is not None:
-            grads.append(params[0].grad.detach().clone())
+            grad = params[0].grad
+            if perturb and not grads:
+                grad.add_(torch.randn(grad.shape, generator=noise).to(grad) * (perturb * float(grad.abs().max())))
+            grads.append(grad.detach().clone())
         return step(optimizer, *rest, **kwargs)
 
     torch.Tensor.backward, torch.optim.SGD.step = recording_backward, recording_step
@@ -112,6 +121,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rtol", type=float, default=1e-4)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
+    parser.add_argument("--control", type=float, default=0.0, metavar="EPS",
+                        help="instead of ddaudit's run, run the fork's own mode again with noise of relative size EPS "
+                             "added to its first synthetic-image gradient (e.g. 1e-5, the size of float32 rounding of a "
+                             "sum): how far a step-0 rounding difference alone drifts the later steps")
     args = parser.parse_args()
     pair = PAIRS[args.pair]
     script = (args.checkout / pair.script).resolve()
@@ -122,7 +135,10 @@ def main() -> int:
                                "--batch_real", str(args.batch_real)]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        ours = run_once(script, pair.mode, pair.faithful, base + list(pair.vanilla), args, Path(tmp) / "a")
+        if args.control:
+            ours = run_once(script, "none", True, base + list(pair.own), args, Path(tmp) / "a", perturb=args.control)
+        else:
+            ours = run_once(script, pair.mode, pair.faithful, base + list(pair.vanilla), args, Path(tmp) / "a")
         theirs = run_once(script, "none", True, base + list(pair.own), args, Path(tmp) / "b")
     (l_a, g_a, s_a), (l_b, g_b, s_b) = ours, theirs
     same_count = len(l_a) == len(l_b) > 0 and len(g_a) == len(g_b) > 0
@@ -134,11 +150,14 @@ def main() -> int:
     passed = same_count and loss_rel <= args.rtol and grad_rel <= args.rtol
     figures = {
         "checkout": str(args.checkout), "pair": args.pair, "script": pair.script,
-        "ddaudit": f"--mode {pair.mode}" + ("" if pair.faithful or pair.mode != "sync" else " --normalized")
+        "control": args.control or None,
+        "ddaudit": f"the fork's own {' '.join(pair.own)} with its step-0 gradient perturbed by {args.control:g}"
+        if args.control else f"--mode {pair.mode}" + ("" if pair.faithful or pair.mode != "sync" else " --normalized")
         + " on " + (" ".join(pair.vanilla) or "the vanilla script"),
         "fork": " ".join(pair.own), "iterations": args.iterations, "ipc": args.ipc, "batch_real": args.batch_real,
         "n_train": args.n_train, "seed": args.seed, "steps": [len(l_a), len(l_b)],
         "losses_ddaudit": l_a, "losses_fork": l_b,
+        "relative_loss_difference_by_step": [abs(a - b) / max(abs(b), 1e-12) for a, b in zip(l_a, l_b)],
         "max_abs_loss_difference": loss_abs, "max_relative_loss_difference": loss_rel,
         "abs_grad_difference_by_step": [float((a - b).abs().max()) for a, b in zip(g_a, g_b)],
         "max_abs_grad_difference": grad_abs, "grad_scale": grad_scale, "max_relative_grad_difference": grad_rel,

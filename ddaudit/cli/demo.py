@@ -49,10 +49,9 @@ def demo(
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files in --out and --json.")] = False,
 ) -> None:
     from ddaudit.cli._common import parse_key_values
-    from ddaudit.demo import VARIANTS, demo_bias_ratio, demo_outputs, demo_settings, run_demo
+    from ddaudit.demo import demo_bias_ratio, demo_outputs, demo_settings, run_demo
     from ddaudit.devices import resolve_device
     from ddaudit.preflight import check_counts, check_fraction, check_output_folder, check_outputs
-    from ddaudit.report import to_markdown, write_json, write_text
 
     console = make_console()
     check_counts({"--ipc": ipc, "--iterations": iterations, "--num-eval": num_eval, "--eval-epochs": eval_epochs,
@@ -80,6 +79,15 @@ def demo(
             device=device, force=force, progress=progress,
         )
     elapsed = time.perf_counter() - started
+    _show_and_write(result, out=out, json_out=json_out, force=force, console=console)
+    console.print(f"finished in {elapsed / 60:.1f} min")
+
+
+def _show_and_write(result: dict, *, out: Path, json_out: Path | None, force: bool, console) -> None:
+    """The side-by-side table and the label-free recovery on screen; each report as JSON and all as Markdown."""
+    from ddaudit.demo import VARIANTS
+    from ddaudit.report import to_markdown, write_json, write_text
+
     reports = {name: result[name] for name, _, _ in VARIANTS}
     console.print(side_by_side(reports))
     recovery = reports["label_free"]["demo"]["label_free"]["recovery"]
@@ -94,7 +102,6 @@ def demo(
         paths.append(json_out)
     for path in [*paths, *result["files"].values()]:
         console.print(f"wrote {path}")
-    console.print(f"finished in {elapsed / 60:.1f} min")
 
 
 def side_by_side(reports: dict[str, dict]) -> Table:

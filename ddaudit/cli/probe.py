@@ -73,25 +73,18 @@ def probe(
     *,
     data: dopt.DataArgs,
 ) -> None:
-    from dataclasses import replace
-
     from ddaudit.errors import InputError
     from ddaudit.gate import evaluate_gates
     from ddaudit.probe import probe as run_probe
     from ddaudit.probe._classifier import default_cache_dir
     from ddaudit.preflight import check_outputs
-    from ddaudit.report import composition_markdown, render_composition, write_json, write_text
+    from ddaudit.report import render_composition
 
     console = make_console()
-    gate_args = gopt.collect_gate_args(
+    gate_args, skipped = composition_gate_args(gopt.collect_gate_args(
         max_majority_share=max_majority_share, max_majority_weight=max_majority_weight, config=config, profile=profile, exit_zero=exit_zero,
         junit=junit, force=force,
-    )
-    # Only composition thresholds apply to a probe; a configuration's evaluator gates wait for `check`.
-    skipped = [name for name in gate_args.settings.thresholds if name not in COMPOSITION_GATES]
-    settings = replace(gate_args.settings, thresholds={
-        name: value for name, value in gate_args.settings.thresholds.items() if name in COMPOSITION_GATES})
-    gate_args = replace(gate_args, settings=settings)
+    ))
     if not synthetic.exists():
         raise InputError(f"{synthetic} does not exist")
     check_outputs({"--json": json_out, "--markdown": markdown, "--html": html, "--junit": gate_args.junit},
@@ -117,10 +110,30 @@ def probe(
     code = gopt.publish_gates([(label, outcome, gopt.annotated_file(label))], gate_args, console)
     report = {**report, **outcome.to_dict()}
     write_visuals(report, result.picture_inputs(), plots=plots, html=html, force=force, console=console)
+    _write_reports(report, json_out=json_out, markdown=markdown, force=force, console=console)
+    raise typer.Exit(code)
+
+
+def composition_gate_args(gate_args):
+    """*gate_args* keeping only the composition thresholds, and the names of the others.
+
+    A probe trains no evaluator, so a configuration's evaluator gates wait for `check`.
+    """
+    from dataclasses import replace
+
+    thresholds = gate_args.settings.thresholds
+    skipped = [name for name in thresholds if name not in COMPOSITION_GATES]
+    settings = replace(gate_args.settings, thresholds={name: value for name, value in thresholds.items()
+                                                       if name in COMPOSITION_GATES})
+    return replace(gate_args, settings=settings), skipped
+
+
+def _write_reports(report: dict, *, json_out, markdown, force: bool, console) -> None:
+    from ddaudit.report import composition_markdown, write_json, write_text
+
     if json_out is not None:
         write_json(json_out, report, force)
         console.print(f"wrote {json_out}", markup=False, highlight=False)
     if markdown is not None:
         write_text(markdown, "\n".join(composition_markdown(report)) + "\n", force)
         console.print(f"wrote {markdown}", markup=False, highlight=False)
-    raise typer.Exit(code)

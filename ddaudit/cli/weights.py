@@ -85,22 +85,57 @@ def weights(
 ) -> None:
     from ddaudit.data import load_real
     from ddaudit.errors import ConfigError, InputError
-    from ddaudit.mitigate.bias_model import BiasModelSettings
-    from ddaudit.mitigate.kde import NORMALIZATIONS, parse_bandwidth, save_weights
-    from ddaudit.mitigate.without_labels import LabelFreeSettings, label_free
-    from ddaudit.mitigate.pseudo_groups import METHODS, save_groups
-    from ddaudit.mitigate.surrogate import SurrogateSettings, resolve_device
-    from ddaudit.evaluate import is_batchable
+    from ddaudit.mitigate.surrogate import resolve_device
+    from ddaudit.mitigate.without_labels import label_free
     from ddaudit.preflight import check_outputs
     from ddaudit.reproducibility import runtime_settings
-    from ddaudit.report import write_json
 
     console = make_console()
-    outputs = [output, pseudo_groups_out, json_out]
-    named = [p.resolve() for p in outputs if p is not None]
+    named = [p.resolve() for p in (output, pseudo_groups_out, json_out) if p is not None]
     if len(set(named)) != len(named):
         raise ConfigError(ERR_SAME_OUTPUT)
     check_outputs({"--output": output, "--pseudo-groups": pseudo_groups_out, "--json": json_out}, force=force)
+    settings = label_free_settings(
+        surrogate=surrogate, epochs=epochs, stop=stop, loss=loss, q=q, model=model, batch_size=batch_size,
+        temperature=temperature, bandwidth=bandwidth, power=power, min_ess=min_ess, max_weight=max_weight,
+        normalize=normalize, chunk_size=chunk_size, pseudo_method=pseudo_method, n_groups=n_groups, eps=eps, seed=seed,
+    )
+    torch_device = resolve_device(device)
+    real_options = parse_key_values(real_option, "--real-option")
+    if bias_ratio is not None:
+        real_options["bias_ratio"] = bias_ratio
+    data = load_real(real, **real_options)
+    if data.train is None or len(data.train) == 0:
+        raise InputError(ERR_NO_TRAIN.format(name=data.name))
+    with phase_progress(console) as progress:
+        result = label_free(data, settings, device=torch_device, progress=progress)
+    common = {
+        "dataset_spec": real, "real_options": real_options, "device": str(torch_device), "num_samples": len(data.train),
+        "surrogate": settings.to_dict()["bias_model" if surrogate == "bias" else "supcon"], "surrogate_kind": surrogate,
+        "runtime": runtime_settings(),
+    }
+    _write_weights(console, output, result, data, settings, common, power_given=power is not None, force=force)
+    if pseudo_groups_out is not None:
+        _write_groups(console, pseudo_groups_out, result, data, {**common, "method": pseudo_method, "eps": eps,
+                                                                  "n_groups": n_groups, "seed": seed}, force=force)
+    _print_group_recovery(console, result, pseudo_method)
+    if json_out is not None:
+        _write_summary(console, json_out, result, data, common, force=force)
+
+
+def label_free_settings(*, surrogate: str, epochs: int | None, stop: str, loss: str, q: float, model: str | None,
+                        batch_size: int, temperature: float, bandwidth: str, power: float | None, min_ess: float,
+                        max_weight: float | None, normalize: str, chunk_size: int, pseudo_method: str,
+                        n_groups: int | None, eps: float | None, seed: int):
+    """The command's options as :class:`LabelFreeSettings`, refusing bad combinations before any training."""
+    from ddaudit.errors import ConfigError
+    from ddaudit.evaluate import is_batchable
+    from ddaudit.mitigate.bias_model import BiasModelSettings
+    from ddaudit.mitigate.kde import NORMALIZATIONS, parse_bandwidth
+    from ddaudit.mitigate.pseudo_groups import METHODS
+    from ddaudit.mitigate.surrogate import SurrogateSettings
+    from ddaudit.mitigate.without_labels import LabelFreeSettings
+
     if model is not None:
         is_batchable(model)  # refuses an unknown --model before any training
     if normalize not in NORMALIZATIONS:
@@ -113,54 +148,38 @@ def weights(
         raise ConfigError(ERR_PREDICTION_SUPCON)
     if surrogate == "supcon":
         bias_settings = BiasModelSettings()
-        supcon_settings = SurrogateSettings(
-            model=model or "ConvNet", epochs=10 if epochs is None else epochs, batch_size=batch_size,
-            temperature=temperature, seed=seed,
-        )
+        supcon_settings = SurrogateSettings(model=model or "ConvNet", epochs=10 if epochs is None else epochs,
+                                            batch_size=batch_size, temperature=temperature, seed=seed)
     else:
-        bias_settings = BiasModelSettings(
-            model=model or "ConvNetW32", loss=loss, q=q, stop=stop, epochs=5 if epochs is None else epochs,
-            batch_size=batch_size, seed=seed,
-        )
+        bias_settings = BiasModelSettings(model=model or "ConvNetW32", loss=loss, q=q, stop=stop,
+                                          epochs=5 if epochs is None else epochs, batch_size=batch_size, seed=seed)
         supcon_settings = SurrogateSettings()
-    settings = LabelFreeSettings(
+    return LabelFreeSettings(
         surrogate=surrogate, bias_model=bias_settings, supcon=supcon_settings, bandwidth=parse_bandwidth(bandwidth),
         power=power, min_ess=min_ess, max_weight=max_weight, normalize=normalize, chunk_size=chunk_size,
         pseudo_method=pseudo_method, n_groups=n_groups, eps=eps,
     )
-    torch_device = resolve_device(device)
 
-    real_options = parse_key_values(real_option, "--real-option")
-    if bias_ratio is not None:
-        real_options["bias_ratio"] = bias_ratio
-    data = load_real(real, **real_options)
-    if data.train is None or len(data.train) == 0:
-        raise InputError(ERR_NO_TRAIN.format(name=data.name))
+
+def _write_weights(console, output: Path, result, data, settings, common: dict, *, power_given: bool,
+                   force: bool) -> None:
+    """Save the weights with their settings and print what they are (sizes, warnings, recovery)."""
+    from ddaudit.mitigate.kde import save_weights
+
     train = data.train
-
-    with phase_progress(console) as progress:
-        result = label_free(data, settings, device=torch_device, progress=progress)
-
     recovery = result.recovery or {}
-    summary = result.summary()
-    common = {
-        "dataset_spec": real, "real_options": real_options, "device": str(torch_device),
-        "num_samples": len(train), "surrogate": settings.to_dict()[
-            "bias_model" if surrogate == "bias" else "supcon"], "surrogate_kind": surrogate,
-        "runtime": runtime_settings(),
-    }
     kde_settings = {
         **common, "bandwidth": settings.bandwidth, "bandwidths": result.bandwidths, "power": result.power,
-        "power_rule": "fixed" if power is not None else f"median ESS >= {min_ess:g} of a class",
-        "max_weight": max_weight, "normalize": normalize, "leave_one_out": True, "per_class": True,
-        "chunk_size": chunk_size, "surrogate_epochs": result.surrogate_epochs,
+        "power_rule": "fixed" if power_given else f"median ESS >= {settings.min_ess:g} of a class",
+        "max_weight": settings.max_weight, "normalize": settings.normalize, "leave_one_out": True, "per_class": True,
+        "chunk_size": settings.chunk_size, "surrogate_epochs": result.surrogate_epochs,
     }
     save_weights(output, result.weights, settings=kde_settings, dataset=data.name, labels=train.y,
                  recovery=recovery.get("weights"), force=force)
     sizes = sorted(result.ess.values())
     console.print(
         f"wrote {output}: {len(train)} weights (mean 1 per class, max {float(result.weights.max()):.3g}, "
-        f"power {result.power:.3g}, surrogate {surrogate} after {result.surrogate_epochs} epochs)"
+        f"power {result.power:.3g}, surrogate {common['surrogate_kind']} after {result.surrogate_epochs} epochs)"
     )
     console.print(
         f"  effective sample size per class: min {sizes[0]:.1f}, median {sizes[len(sizes) // 2]:.1f} "
@@ -174,21 +193,31 @@ def weights(
             f"  bias-conflicting mean weight {weight_summary['mean_conflicting']:.3g} vs aligned "
             f"{weight_summary['mean_aligned']:.3g} (x{weight_summary['ratio']:.3g}, AUC {weight_summary['auc']:.3f})"
         )
-    if pseudo_groups_out is not None:
-        group_settings = {**common, "method": pseudo_method, "eps": eps, "n_groups": n_groups, "seed": seed}
-        save_groups(pseudo_groups_out, result.groups, settings=group_settings, dataset=data.name, labels=train.y,
-                    recovery=recovery.get("pseudo_groups"), force=force)
-        console.print(f"wrote {pseudo_groups_out}: pseudo-groups for {len(train)} samples")
-    group_summary = recovery.get("pseudo_groups")
+
+
+def _write_groups(console, path: Path, result, data, group_settings: dict, *, force: bool) -> None:
+    from ddaudit.mitigate.pseudo_groups import save_groups
+
+    save_groups(path, result.groups, settings=group_settings, dataset=data.name, labels=data.train.y,
+                recovery=(result.recovery or {}).get("pseudo_groups"), force=force)
+    console.print(f"wrote {path}: pseudo-groups for {len(data.train)} samples")
+
+
+def _print_group_recovery(console, result, pseudo_method: str) -> None:
+    group_summary = (result.recovery or {}).get("pseudo_groups")
     if group_summary is not None:
         counts = ", ".join(str(v) for v in group_summary["num_pseudo_groups"].values())
         console.print(
             f"  pseudo-groups ({pseudo_method}): adjusted Rand index vs true groups {group_summary['ari']:.3f} "
             f"(pseudo-groups per class: {counts})"
         )
-    if json_out is not None:
-        payload = {"schema": "ddaudit.weights/1", "dataset": data.name, "dataset_spec": real,
-                   "real_options": real_options, "device": str(torch_device), "num_samples": len(train),
-                   "runtime": common["runtime"], **summary}
-        write_json(json_out, json.loads(json.dumps(payload, default=str)), force)
-        console.print(f"wrote {json_out}")
+
+
+def _write_summary(console, path: Path, result, data, common: dict, *, force: bool) -> None:
+    from ddaudit.report import write_json
+
+    payload = {"schema": "ddaudit.weights/1", "dataset": data.name, "dataset_spec": common["dataset_spec"],
+               "real_options": common["real_options"], "device": common["device"], "num_samples": len(data.train),
+               "runtime": common["runtime"], **result.summary()}
+    write_json(path, json.loads(json.dumps(payload, default=str)), force)
+    console.print(f"wrote {path}")
