@@ -63,14 +63,21 @@ PAIRS = {
 }
 
 
-def run_once(script: Path, mode: str, faithful: bool, argv: list[str], args, out: Path, perturb: float = 0.0):
-    """Run the script once; return its back-propagated losses, synthetic-image gradients and the summary.
+def run_once(script: Path, mode: str, faithful: bool, argv: list[str], args, out: Path, perturb: float = 0.0,
+             follow: list[torch.Tensor] | None = None):
+    """Run the script once; return its back-propagated losses, synthetic-image gradients, images and summary.
+
+    *follow* (the images another run held after each of its steps) makes this run
+    take those images after each of its own steps: every step then starts from
+    the same synthetic set in both runs, so a difference is that step's alone
+    and cannot grow through the later ones.
 
     *perturb* > 0 adds noise of that size (relative to the largest entry) to the first
     synthetic-image gradient only: the control run that shows how far a rounding-sized
     difference at step 0 carries through the later steps.
     """
     losses: list[float] = []
+    images: list[torch.Tensor] = []
     noise = torch.Generator().manual_seed(args.seed + 1)
     grads: list[torch.Tensor] = []
     backward, step = torch.Tensor.backward, torch.optim.SGD.step
@@ -91,6 +98,12 @@ def run_once(script: Path, mode: str, faithful: bool, argv: list[str], args, out
             if perturb and not grads:
                 grad.add_(torch.randn(grad.shape, generator=noise).to(grad) * (perturb * float(grad.abs().max())))
             grads.append(grad.detach().clone())
+            result = step(optimizer, *rest, **kwargs)
+            if follow is not None and len(images) < len(follow):
+                with torch.no_grad():
+                    params[0].copy_(follow[len(images)])
+            images.append(params[0].detach().clone())
+            return result
         return step(optimizer, *rest, **kwargs)
 
     torch.Tensor.backward, torch.optim.SGD.step = recording_backward, recording_step
@@ -106,7 +119,7 @@ def run_once(script: Path, mode: str, faithful: bool, argv: list[str], args, out
                     raise
     finally:
         torch.Tensor.backward, torch.optim.SGD.step = backward, step
-    return losses, grads, session.summary.to_dict()
+    return losses, grads, session.summary.to_dict(), images
 
 
 def main() -> int:
@@ -125,6 +138,9 @@ def main() -> int:
                         help="instead of ddaudit's run, run the fork's own mode again with noise of relative size EPS "
                              "added to its first synthetic-image gradient (e.g. 1e-5, the size of float32 rounding of a "
                              "sum): how far a step-0 rounding difference alone drifts the later steps")
+    parser.add_argument("--lockstep", action="store_true",
+                        help="the fork's run takes ddaudit's synthetic images after every step, so each step is "
+                             "compared from the same images (the floating-point drift of free runs cannot build up)")
     args = parser.parse_args()
     pair = PAIRS[args.pair]
     script = (args.checkout / pair.script).resolve()
@@ -139,8 +155,9 @@ def main() -> int:
             ours = run_once(script, "none", True, base + list(pair.own), args, Path(tmp) / "a", perturb=args.control)
         else:
             ours = run_once(script, pair.mode, pair.faithful, base + list(pair.vanilla), args, Path(tmp) / "a")
-        theirs = run_once(script, "none", True, base + list(pair.own), args, Path(tmp) / "b")
-    (l_a, g_a, s_a), (l_b, g_b, s_b) = ours, theirs
+        theirs = run_once(script, "none", True, base + list(pair.own), args, Path(tmp) / "b",
+                          follow=ours[3] if args.lockstep else None)
+    (l_a, g_a, s_a, _), (l_b, g_b, s_b, _) = ours, theirs
     same_count = len(l_a) == len(l_b) > 0 and len(g_a) == len(g_b) > 0
     loss_abs = max((abs(a - b) for a, b in zip(l_a, l_b)), default=float("nan"))
     loss_rel = max((abs(a - b) / max(abs(b), 1e-12) for a, b in zip(l_a, l_b)), default=float("nan"))
@@ -150,7 +167,7 @@ def main() -> int:
     passed = same_count and loss_rel <= args.rtol and grad_rel <= args.rtol
     figures = {
         "checkout": str(args.checkout), "pair": args.pair, "script": pair.script,
-        "control": args.control or None,
+        "control": args.control or None, "lockstep": args.lockstep,
         "ddaudit": f"the fork's own {' '.join(pair.own)} with its step-0 gradient perturbed by {args.control:g}"
         if args.control else f"--mode {pair.mode}" + ("" if pair.faithful or pair.mode != "sync" else " --normalized")
         + " on " + (" ".join(pair.vanilla) or "the vanilla script"),
