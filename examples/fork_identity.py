@@ -12,6 +12,12 @@ gradient of the synthetic images at ``optimizer_img.step()`` (the SGD step whose
 only parameter is the 4-D synthetic batch). The largest differences are printed;
 exit 0 when they are within ``--rtol``, 1 otherwise, 2 for a checkout without the script.
 
+``--lockstep`` makes run B take run A's synthetic images after every step, so
+each step is compared from the same images: where a script trains a network on
+the synthetic set between steps (DC), free runs drift apart from any rounding
+difference, and ``--control EPS`` shows how far (the fork against itself, its
+first gradient perturbed by EPS).
+
 Pairs (the fork's own loss in brackets):
 
 - ``fairdd-dm``, ``fairdd-dc``: FairDD main_DM.py / main_DC.py, sync (faithful) = ``--FairDD``
@@ -22,7 +28,7 @@ Pairs (the fork's own loss in brackets):
   ``match_loss`` against the mean of the per-group real gradients).
 - ``cobra-dm-sync``: COBRA train_dm.py, sync (faithful) = ``--mode fairdd``.
 
-    python examples/fork_identity.py /path/to/COBRA --pair cobra-dc-barycenter
+    python examples/fork_identity.py /path/to/COBRA --pair cobra-dc-barycenter --lockstep
 """
 
 from __future__ import annotations
