@@ -79,11 +79,8 @@ def check(
     data: dopt.DataArgs,
     gates: gopt.GateArgs,
 ) -> None:
-    from ddaudit.auditing import audit
     from ddaudit.gate import evaluate_gates
-    from ddaudit.probe import default_cache_dir, set_pictures
-    from ddaudit.probe import probe as run_probe
-    from ddaudit.report import render_attacks, render_composition, write_json, write_text
+    from ddaudit.report import render_attacks, render_composition
 
     console = make_console()
     plan = _preflight(
@@ -97,29 +94,16 @@ def check(
     attacks = _preflight_attacks(plan, gates, seed=seed, privacy=privacy, members=members, robustness=robustness,
                                  samples=robustness_samples, budgets=robustness_budgets, steps=pgd_steps)
     _preflight_visuals(synthetic, probe=probe, plots=plots, html=html, gates=gates, force=force)
-    shared_references: dict = {}
+    audit_options = dict(
+        space=data.space, mean=data.mean, std=data.std, protocol=protocol, protocol_overrides=plan.overrides,
+        num_eval=num_eval, seed=seed, device=plan.device, engine=engine.value, precision=precision.value,
+        compile=compile.value, reference=reference, full_reference=full_reference, cache_dir=cache_dir,
+        reference_cache={}, min_group_size=gates.min_group_size, n_boot=n_boot, confidence=confidence, **attacks,
+    )
     suites = []
     for syn in plan.sets:
-        with phase_progress(console) as progress:
-            report = audit(
-                syn, plan.real, space=data.space, mean=data.mean, std=data.std,
-                protocol=protocol, protocol_overrides=plan.overrides,
-                num_eval=num_eval, seed=seed, device=plan.device, engine=engine.value, precision=precision.value,
-                compile=compile.value, reference=reference,
-                full_reference=full_reference, cache_dir=cache_dir, reference_cache=shared_references,
-                min_group_size=gates.min_group_size, n_boot=n_boot, confidence=confidence, progress=progress,
-                **attacks,
-            )
-            pictures = None
-            if probe:
-                probed = run_probe(syn, plan.real, space=data.space, mean=data.mean, std=data.std, seed=seed,
-                                   device=plan.device, cache_dir=cache_dir or default_cache_dir(), progress=progress)
-                report = report.with_section("composition", probed.composition)
-                pictures = probed.picture_inputs()
-            elif plots is not None or html is not None:
-                pictures = set_pictures(syn, plan.real, space=data.space, mean=data.mean, std=data.std, seed=seed)
-        if plan.recovery is not None:
-            report = report.with_section("recovery", plan.recovery)
+        report, pictures = _audit_set(syn, plan, audit_options, console, probe=probe,
+                                      pictures=plots is not None or html is not None)
         report.render(console)
         if probe:
             render_composition(report.to_dict(), console, show_warnings=True)
@@ -128,8 +112,42 @@ def check(
         outcome = evaluate_gates(report, gates.settings)
         suites.append((label, outcome, gopt.annotated_file(label)))
     code = gopt.publish_gates(suites, gates, console)
+    _write_outputs(report.to_dict(gates=outcome), report, outcome, pictures, json_out=json_out, markdown=markdown,
+                   save_predictions=save_predictions, plots=plots, html=html, force=force, console=console)
+    raise typer.Exit(code)
+
+
+def _audit_set(syn, plan, audit_options: dict, console, *, probe: bool, pictures: bool):
+    """One set's report (with its composition and recovery sections) and the inputs of its pictures."""
+    from ddaudit.auditing import audit
+    from ddaudit.probe import default_cache_dir, set_pictures
+    from ddaudit.probe import probe as run_probe
+
+    options = audit_options
+    picture_inputs = None
+    with phase_progress(console) as progress:
+        report = audit(syn, plan.real, progress=progress, **options)
+        if probe:
+            probed = run_probe(syn, plan.real, space=options["space"], mean=options["mean"], std=options["std"],
+                               seed=options["seed"], device=plan.device,
+                               cache_dir=options["cache_dir"] or default_cache_dir(), progress=progress)
+            report = report.with_section("composition", probed.composition)
+            picture_inputs = probed.picture_inputs()
+        elif pictures:
+            picture_inputs = set_pictures(syn, plan.real, space=options["space"], mean=options["mean"],
+                                          std=options["std"], seed=options["seed"])
+    if plan.recovery is not None:
+        report = report.with_section("recovery", plan.recovery)
+    return report, picture_inputs
+
+
+def _write_outputs(report_dict: dict, report, outcome, pictures, *, json_out, markdown, save_predictions, plots,
+                   html, force: bool, console) -> None:
+    """The last set's JSON, Markdown, predictions, pictures and page (the gates' verdict included)."""
+    from ddaudit.report import write_json, write_text
+
     if json_out is not None:
-        write_json(json_out, report.to_dict(gates=outcome), force)
+        write_json(json_out, report_dict, force)
         console.print(f"wrote {json_out}")
     if markdown is not None:
         write_text(markdown, report.to_markdown(gates=outcome), force)
@@ -137,8 +155,7 @@ def check(
     if save_predictions is not None:
         report.save_predictions(save_predictions)
         console.print(f"wrote {save_predictions}")
-    write_visuals(report.to_dict(gates=outcome), pictures, plots=plots, html=html, force=force, console=console)
-    raise typer.Exit(code)
+    write_visuals(report_dict, pictures, plots=plots, html=html, force=force, console=console)
 
 
 def _preflight_visuals(synthetic: list[Path], *, probe: bool, plots: Path | None, html: Path | None, gates, force: bool) -> None:
