@@ -25,7 +25,7 @@ exit code says so (3) unless the user decides otherwise.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import NamedTuple
 
 from ddaudit.errors import EXIT_GATE_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, NOT_GATED, ConfigError
@@ -82,6 +82,13 @@ class GateResult:
     interval: tuple[float, float] | None = None
     interval_method: str | None = None
     settle: str = ""
+    #: The protected attribute whose marginal groups were gated (several attributes); None: the report's groups.
+    attribute: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The threshold's name, with the attribute it was decided on: ``max_deo_max[gender]``."""
+        return self.name if self.attribute is None else f"{self.name}[{self.attribute}]"
 
     @property
     def outcome(self) -> str:
@@ -93,6 +100,8 @@ class GateResult:
 
     def to_dict(self) -> dict:
         out = asdict(self)
+        if self.attribute is None:
+            del out["attribute"]  # one-attribute reports keep their gate records as they were
         out["interval"] = None if self.interval is None else [
             end if math.isfinite(end) else None for end in self.interval]
         return out
@@ -168,11 +177,41 @@ def evaluate_gates(report, settings: GateSettings) -> GateOutcome:
     if not isinstance(report, dict):
         report = report.to_dict()
     small = _small_cells(report, settings.min_group_size)
-    results = tuple(
+    results = [
         _decide(THRESHOLDS[name], threshold, report, settings, small)
         for name, threshold in settings.thresholds.items()
-    )
-    return GateOutcome(results=results, settings=settings)
+    ]
+    for attribute, view in _attribute_views(report):
+        view_small = _small_cells(view, settings.min_group_size)
+        for name, threshold in settings.thresholds.items():
+            entry = THRESHOLDS[name].entry
+            # Group disparities only: accuracy is the same on every grouping, and a metric the view lacks is not gated.
+            if entry[0] == "metrics" and THRESHOLDS[name].needs_cells and entry[1] in view["metrics"]:
+                result = _decide(THRESHOLDS[name], threshold, view, settings, view_small)
+                results.append(replace(result, attribute=attribute,
+                                       metric=f"attributes.{attribute}.{result.metric}"))
+    return GateOutcome(results=tuple(results), settings=settings)
+
+
+def _attribute_views(report: dict) -> list[tuple[str, dict]]:
+    """Each protected attribute's marginal view, shaped like a report, when the report has several.
+
+    The report's own metrics are the intersection's; a group-metric gate holds only when it
+    also holds on every attribute's marginal groups, where cells are larger and the
+    evidence can settle what the small intersections leave open.
+    """
+    section = report.get("attributes")
+    views = section.get("per_attribute") if isinstance(section, dict) else None
+    if not isinstance(views, dict):
+        return []
+    out = []
+    for attribute, view in views.items():
+        if not isinstance(view, dict) or not isinstance(view.get("metrics"), dict):
+            continue
+        groups = [row.get("group_name") for row in view.get("per_group") or [] if isinstance(row, dict)]
+        real = {**(report.get("real") if isinstance(report.get("real"), dict) else {}), "group_names": groups}
+        out.append((str(attribute), {**report, "metrics": view["metrics"], "cells": view.get("cells"), "real": real}))
+    return out
 
 
 def combined_exit_code(outcomes: list[GateOutcome]) -> int:

@@ -37,7 +37,7 @@ def annotation_lines(label: str, outcome: GateOutcome, file: str | None = None) 
         if result.outcome not in (FAIL, INCONCLUSIVE):
             continue
         command = "error" if result.outcome == FAIL else "warning"
-        properties = [f"title={escape_property(f'ddaudit {result.name} ({label})')}"]
+        properties = [f"title={escape_property(f'ddaudit {result.key} ({label})')}"]
         if file:
             properties.insert(0, f"file={escape_property(file)}")
         lines.append(f"::{command} {','.join(properties)}::{escape_data(result.sentence())}")

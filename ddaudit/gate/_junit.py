@@ -66,24 +66,24 @@ def _suite(label: str, outcome: GateOutcome, index: int) -> ET.Element:
     for key, value in settings.describe().items():
         prop(key, value)
     for result in outcome.results:
-        prop(f"{result.name}.metric", result.metric)
-        prop(f"{result.name}.operator", result.operator)
-        prop(f"{result.name}.threshold", f"{result.threshold:g}")
-        prop(f"{result.name}.value", "" if result.value is None else repr(result.value))
-        prop(f"{result.name}.basis", result.basis)
-        prop(f"{result.name}.outcome", result.outcome)
+        prop(f"{result.key}.metric", result.metric)
+        prop(f"{result.key}.operator", result.operator)
+        prop(f"{result.key}.threshold", f"{result.threshold:g}")
+        prop(f"{result.key}.value", "" if result.value is None else repr(result.value))
+        prop(f"{result.key}.basis", result.basis)
+        prop(f"{result.key}.outcome", result.outcome)
         if result.interval is not None:
-            prop(f"{result.name}.estimate", "" if result.estimate is None else repr(result.estimate))
-            prop(f"{result.name}.interval_low", repr(result.interval[0]))
-            prop(f"{result.name}.interval_high", repr(result.interval[1]))
-            prop(f"{result.name}.interval_method", result.interval_method)
+            prop(f"{result.key}.estimate", "" if result.estimate is None else repr(result.estimate))
+            prop(f"{result.key}.interval_low", repr(result.interval[0]))
+            prop(f"{result.key}.interval_high", repr(result.interval[1]))
+            prop(f"{result.key}.interval_method", result.interval_method)
         if result.settle:
-            prop(f"{result.name}.settle", result.settle)
+            prop(f"{result.key}.settle", result.settle)
 
     for result in outcome.results:
         case = ET.SubElement(suite, "testcase", {
             "classname": CASE_CLASSNAME,
-            "name": f"{result.name} ({result.metric} {result.operator} {result.threshold:g})",
+            "name": f"{result.key} ({result.metric} {result.operator} {result.threshold:g})",
             "time": "0",
         })
         if result.outcome == FAIL:
