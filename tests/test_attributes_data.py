@@ -20,13 +20,6 @@ from ddaudit.data import intersection_index, intersection_names, intersection_va
 from ddaudit.data._attributes import MAX_INTERSECTIONS, check_intersection_size
 from ddaudit.errors import ConfigError, InputError
 
-CELEBA_ATTRIBUTES = (
-    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair "
-    "Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup "
-    "High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose "
-    "Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat "
-    "Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young"
-).split()
 
 
 # ---------------------------------------------------------------- the intersection index
@@ -144,28 +137,15 @@ def celeba_colour(index: int) -> tuple[int, int, int]:
     return (10 + 14 * index, 220 - 12 * index, 90)
 
 
-def write_celeba(root: Path) -> None:
-    images = root / "celeba" / "img_align_celeba"
-    images.mkdir(parents=True)
-    lines = [str(len(CELEBA_ROWS)), " ".join(CELEBA_ATTRIBUTES) + " "]
-    partition = []
-    for i, (attractive, male, young, split) in enumerate(CELEBA_ROWS):
-        name = f"{i + 1:06d}.jpg"
-        values = [-1] * len(CELEBA_ATTRIBUTES)
-        for attribute, value in (("Attractive", attractive), ("Male", male), ("Young", young)):
-            values[CELEBA_ATTRIBUTES.index(attribute)] = 1 if value else -1
-        lines.append(name + " " + " ".join(f"{v:2d}" for v in values))
-        partition.append(f"{name} {split}")
-        canvas = np.zeros((218, 178, 3), dtype=np.uint8)
-        canvas[:, :] = (0, 0, 255)
-        canvas[20:198] = celeba_colour(i)
-        Image.fromarray(canvas).save(images / name, quality=95)
-    (root / "celeba" / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
-    (root / "celeba" / "list_eval_partition.txt").write_text("\n".join(partition) + "\n")
+@pytest.fixture
+def celeba_root(tmp_path, celeba_layout):
+    """CELEBA_ROWS in CelebA's on-disk layout under *tmp_path*."""
+    rows = [({"Attractive": attractive, "Male": male, "Young": young}, split)
+            for attractive, male, young, split in CELEBA_ROWS]
+    return celeba_layout(tmp_path, rows, celeba_colour)
 
 
-def test_celeba_with_two_sensitive_attributes_balances_target_by_intersection(tmp_path):
-    write_celeba(tmp_path)
+def test_celeba_with_two_sensitive_attributes_balances_target_by_intersection(tmp_path, celeba_root):
     data = load_real(f"celeba:{tmp_path}", target="Attractive", sensitive="Male,Young", im_size=8)
     assert data.attributes == ["Male", "Young"] and data.num_groups == 4
     assert data.group_names == ["Male=0, Young=0", "Male=0, Young=1", "Male=1, Young=0", "Male=1, Young=1"]
@@ -188,8 +168,7 @@ def test_celeba_with_two_sensitive_attributes_balances_target_by_intersection(tm
     assert single.attributes is None and single.group_names == ["not Male", "Male"] and single.train.attrs is None
 
 
-def test_celeba_refuses_unknown_repeated_and_constant_attributes(tmp_path):
-    write_celeba(tmp_path)
+def test_celeba_refuses_unknown_repeated_and_constant_attributes(tmp_path, celeba_root):
     with pytest.raises(InputError, match="unknown attribute 'Old'"):
         load_real(f"celeba:{tmp_path}", sensitive="Male,Old", im_size=8)
     with pytest.raises(ConfigError, match="pick two different"):

@@ -382,14 +382,6 @@ def test_cifar_batch_with_an_eval_global_is_refused(tmp_path):
 
 # ---------------------------------------------------------------- CelebA
 
-CELEBA_ATTRIBUTES = (
-    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair "
-    "Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup "
-    "High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose "
-    "Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat "
-    "Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young"
-).split()
-
 #: (attractive, male, partition) per image, in file order.
 CELEBA_ROWS = [
     (1, 1, 0), (0, 1, 0), (1, 0, 0), (0, 0, 0), (1, 1, 0), (0, 0, 0), (1, 0, 1), (0, 1, 1),
@@ -401,32 +393,14 @@ def celeba_colour(index: int) -> tuple[int, int, int]:
     return (20 + 15 * index, 200 - 10 * index, 60 + 5 * index)
 
 
-def write_celeba(root: Path) -> Path:
-    base = root / "celeba"
-    images = base / "img_align_celeba"
-    images.mkdir(parents=True)
-    lines = [str(len(CELEBA_ROWS)), " ".join(CELEBA_ATTRIBUTES) + " "]
-    partition = []
-    for i, (attractive, male, split) in enumerate(CELEBA_ROWS):
-        name = f"{i + 1:06d}.jpg"
-        values = [-1] * len(CELEBA_ATTRIBUTES)
-        values[CELEBA_ATTRIBUTES.index("Attractive")] = 1 if attractive else -1
-        values[CELEBA_ATTRIBUTES.index("Male")] = 1 if male else -1
-        values[CELEBA_ATTRIBUTES.index("Young")] = 1
-        lines.append(name + " " + " ".join(f"{v:2d}" for v in values))
-        partition.append(f"{name} {split}")
-        # 178x218 like the aligned images: a coloured face area between two blue bands.
-        canvas = np.zeros((218, 178, 3), dtype=np.uint8)
-        canvas[:, :] = (0, 0, 255)
-        canvas[20:198] = celeba_colour(i)
-        Image.fromarray(canvas).save(images / name, quality=95)
-    (base / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
-    (base / "list_eval_partition.txt").write_text("\n".join(partition) + "\n")
-    return base
+@pytest.fixture
+def celeba_root(tmp_path, celeba_layout):
+    """CELEBA_ROWS in CelebA's on-disk layout under *tmp_path* (everyone Young)."""
+    rows = [({"Attractive": attractive, "Male": male, "Young": 1}, split) for attractive, male, split in CELEBA_ROWS]
+    return celeba_layout(tmp_path, rows, celeba_colour)
 
 
-def test_celeba_reads_official_lists_and_balances_the_test_cells(tmp_path):
-    write_celeba(tmp_path)
+def test_celeba_reads_official_lists_and_balances_the_test_cells(tmp_path, celeba_root):
     data = load_real(f"celeba:{tmp_path}", target="Attractive", sensitive="Male", im_size=16)
     train_ids = [i for i, row in enumerate(CELEBA_ROWS) if row[2] == 0]
     assert data.train.x.shape == (len(train_ids), 3, 16, 16)
@@ -444,8 +418,7 @@ def test_celeba_reads_official_lists_and_balances_the_test_cells(tmp_path):
     assert data.train.x.mean(dim=(0, 2, 3)).abs().max() < 1e-3
 
 
-def test_celeba_other_attributes_and_limit(tmp_path):
-    write_celeba(tmp_path)
+def test_celeba_other_attributes_and_limit(tmp_path, celeba_root):
     data = load_real(f"celeba:{tmp_path / 'celeba'}", target="Male", sensitive="Attractive", im_size=8, limit=4)
     assert len(data.train) == 4
     assert data.train.y.tolist() == [row[1] for row in CELEBA_ROWS[:4]]
@@ -458,8 +431,7 @@ def test_celeba_other_attributes_and_limit(tmp_path):
         load_real(f"celeba:{tmp_path}", target="Young", sensitive="Male", im_size=8)
 
 
-def test_celeba_unknown_attribute_lists_valid_ones(tmp_path):
-    write_celeba(tmp_path)
+def test_celeba_unknown_attribute_lists_valid_ones(tmp_path, celeba_root):
     with pytest.raises(InputError, match="unknown CelebA attribute 'Beautiful'.*Attractive.*40 in all"):
         load_real(f"celeba:{tmp_path}", target="Beautiful")
     with pytest.raises(ConfigError, match="pick two different"):
@@ -637,7 +609,6 @@ def test_folder_preset_bad_csv(tmp_path):
         load_real(f"folder:{tmp_path}", im_size="big")
 
 
-def test_im_size_must_be_positive(tmp_path):
-    write_celeba(tmp_path)
+def test_im_size_must_be_positive(tmp_path, celeba_root):
     with pytest.raises(ConfigError, match="im_size"):
         load_real(f"celeba:{tmp_path}", im_size=0)
