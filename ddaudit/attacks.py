@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ddaudit.choices import PGD_BUDGETS
 from ddaudit.errors import ConfigError
 
 NEEDS_PRIVACY = "--members names the rows the set was distilled from for the membership audit: add --privacy"
@@ -34,7 +35,7 @@ class AttackPlan:
 
     @classmethod
     def build(cls, *, privacy: bool, robustness: bool, members=None, samples: int = 1000,
-              budgets="2/255,4/255,8/255", steps: int = 10) -> "AttackPlan":
+              budgets=PGD_BUDGETS, steps: int = 10) -> "AttackPlan":
         from ddaudit.distributed import world_size
         from ddaudit.robustness import check_samples, parse_budgets
 

@@ -48,6 +48,7 @@ from ddaudit.data import (  # noqa: F401 - pixel-space names kept importable fro
     resolve_space,
     to_real_space,
 )
+from ddaudit.choices import PGD_BUDGETS
 from ddaudit.devices import resolve_device
 from ddaudit.errors import ConfigError
 from ddaudit.io import SyntheticSet, load_synthetic
@@ -312,7 +313,7 @@ def audit(
     members: np.ndarray | str | Path | None = None,
     robustness: bool = False,
     robustness_samples: int = 1000,
-    robustness_budgets: str | Sequence[float] = "2/255,4/255,8/255",
+    robustness_budgets: str | Sequence[float] = PGD_BUDGETS,
     pgd_steps: int = 10,
 ) -> AuditReport:
     """Audit one distilled set; returns an :class:`~ddaudit.report.AuditReport`

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from enum import Enum
 
+#: Default L-inf PGD budgets of the robustness audit, as ``--robustness-budgets`` takes them
+#: (:data:`ddaudit.robustness.DEFAULT_BUDGETS` is this list parsed): the usual 2, 4 and 8 levels of 8-bit images.
+PGD_BUDGETS = "2/255,4/255,8/255"
 #: Pixel spaces a synthetic set can be saved in (:func:`ddaudit.data.to_real_space`).
 SPACES = ("auto", "normalized", "raw", "zca")
 #: Evaluator training engines (:func:`ddaudit.evaluate.train_and_predict`).

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ddaudit.choices import COMPILE_SETTINGS, ENGINES, PRECISIONS, choice_enum
+from ddaudit.choices import COMPILE_SETTINGS, ENGINES, PGD_BUDGETS, PRECISIONS, choice_enum
 from ddaudit.cli import _data_options as dopt
 from ddaudit.cli import _gate_options as gopt
 from ddaudit.cli._common import handle_errors, with_threads, make_console, phase_progress
@@ -73,7 +73,7 @@ def check(
     members: Annotated[Optional[Path], typer.Option("--members", help="The real training rows the set was distilled from: a .npy or text file of 0/1 values, one per training row (default: all of them).")] = None,
     robustness: Annotated[bool, typer.Option("--robustness/--no-robustness", help="Also measure accuracy per (class, group) under L-inf PGD and common corruptions and add a 'robustness' section.")] = False,
     robustness_samples: Annotated[int, typer.Option(help="Test images (stratified by class and group) the robustness audit attacks.")] = 1000,
-    robustness_budgets: Annotated[str, typer.Option(help="PGD L-inf budgets in raw [0, 1] pixels, comma-separated (fractions such as 8/255 allowed).")] = "2/255,4/255,8/255",
+    robustness_budgets: Annotated[str, typer.Option(help="PGD L-inf budgets in raw [0, 1] pixels, comma-separated (fractions such as 8/255 allowed).")] = PGD_BUDGETS,
     pgd_steps: Annotated[int, typer.Option(help="PGD steps per budget.")] = 10,
     *,
     data: dopt.DataArgs,

@@ -19,11 +19,10 @@ import torch
 
 from ddaudit.data import RealData, fit_zca
 from ddaudit.data._sampling import stratified_take
+from ddaudit.choices import PGD_BUDGETS
 from ddaudit.errors import ConfigError
 from ddaudit.robustness._attacks import CORRUPTIONS, corrupt, pgd_linf
 
-#: The L-inf budgets usual in the literature for 8-bit images (Madry et al.; DD-RobustBench): 2, 4 and 8 levels.
-DEFAULT_BUDGETS = (2 / 255, 4 / 255, 8 / 255)
 DEFAULT_STEPS = 10
 SEVERITIES = (1, 3, 5)
 FIGURES = ("accuracy", "worst_group_accuracy", "deo_max")
@@ -51,6 +50,10 @@ def parse_budgets(text: str | list | tuple) -> tuple[float, ...]:
     if not budgets:
         raise ConfigError(BAD_BUDGET.format(value=text))
     return tuple(sorted(set(budgets)))
+
+
+#: The L-inf budgets usual in the literature for 8-bit images (Madry et al.; DD-RobustBench): 2, 4 and 8 levels.
+DEFAULT_BUDGETS = parse_budgets(PGD_BUDGETS)
 
 
 def check_samples(samples) -> int:
